@@ -39,7 +39,7 @@ type Arena struct {
 	// lostReservations counts ranges that could not be reserved again
 	// after freeing (only under extreme mapping pressure).
 	lostReservations int
-	closed atomic.Bool
+	closed           atomic.Bool
 }
 
 // ErrClosed is returned by operations on a closed arena.
