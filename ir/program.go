@@ -62,6 +62,11 @@ type Aux struct {
 	SymbolKind SymbolKind
 	// Line is the source line, when the object carried line info.
 	Line *SourceLine
+	// ArgArena, on the first instruction of a global function, is the set
+	// of argument registers (R1..R5) tagged arg:arena in BTF (decl tags):
+	// the verifier starts the function with those registers holding arena
+	// pointers. Set by the object loader; read by the arena pass.
+	ArgArena RegSet
 }
 
 // Program is an eBPF program: one Instruction per 8-byte slot and one Aux per

@@ -1,0 +1,303 @@
+package passes
+
+import (
+	"bufio"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"golang.org/x/arch/x86/x86asm"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfc/bpfc/ir"
+)
+
+var captureFlag = flag.Bool("capture", false, "load the testdata/arena objects into the live kernel and rewrite their captures")
+
+const arenaDir = "../testdata/arena"
+
+// arenaCapture is what the live kernel made of one arena program.
+type arenaCapture struct {
+	Object  string `json:"object"`
+	Program string `json:"program"`
+	// Error is set when the kernel rejected the program.
+	Error string `json:"error,omitempty"`
+	// Xlated is the verifier's output; XlatedRnd the same program loaded
+	// with BPF_F_TEST_RND_HI32.
+	Xlated    string   `json:"xlated"`
+	XlatedRnd string   `json:"xlated_rnd"`
+	Jited     string   `json:"jited"`
+	Ksyms     []uint64 `json:"ksyms"`
+	FuncLens  []uint32 `json:"func_lens"`
+	CallBase  uint64   `json:"call_base"`
+	// Addrs holds the address of every map and kfunc symbol the program uses.
+	Addrs       map[string]uint64 `json:"addrs"`
+	KernVMStart uint64            `json:"kern_vm_start"`
+	UserVMStart uint64            `json:"user_vm_start"`
+}
+
+func kallsyms(names ...string) (map[string]uint64, error) {
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[string]uint64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) >= 3 && want[fs[2]] {
+			if _, seen := out[fs[2]]; !seen {
+				v, _ := strconv.ParseUint(fs[0], 16, 64)
+				out[fs[2]] = v
+			}
+		}
+	}
+	for _, n := range names {
+		if out[n] == 0 {
+			return nil, fmt.Errorf("kallsyms: no address for %s (kptr_restrict?)", n)
+		}
+	}
+	return out, nil
+}
+
+// movabsTargets decodes the image and returns the imm64 of every movabs, by
+// destination register.
+func movabsTargets(code []byte) (r12 []uint64, other []uint64) {
+	for off := 0; off < len(code); {
+		inst, err := x86asm.Decode(code[off:], 64)
+		if err != nil {
+			off++
+			continue
+		}
+		if inst.Op == x86asm.MOV && inst.Len == 10 {
+			if reg, ok := inst.Args[0].(x86asm.Reg); ok {
+				if imm, ok := inst.Args[1].(x86asm.Imm); ok {
+					if reg == x86asm.R12 {
+						r12 = append(r12, uint64(imm))
+					} else {
+						other = append(other, uint64(imm))
+					}
+				}
+			}
+		}
+		off += inst.Len
+	}
+	return
+}
+
+// captureProgram loads one program twice (plain and RND_HI32) and records
+// what the kernel made of it.
+func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *arenaCapture {
+	c := &arenaCapture{Object: obj, Program: op.Name, Addrs: map[string]uint64{}}
+	p := op.Prog.Clone()
+	// Maps.
+	maps := map[string]*ebpf.Map{}
+	defer func() {
+		for _, m := range maps {
+			m.Close()
+		}
+	}()
+	var kfuncs []string
+	for i := range p.Insns {
+		a := p.Aux[i]
+		switch a.SymbolKind {
+		case ir.SymMap:
+			m, ok := maps[a.Symbol]
+			if !ok {
+				ms := op.Spec.Maps[a.Symbol]
+				if ms == nil {
+					c.Error = "no map " + a.Symbol
+					return c
+				}
+				var err error
+				m, err = ebpf.NewMap(ms)
+				if err != nil {
+					c.Error = fmt.Sprintf("map %s: %v", a.Symbol, err)
+					return c
+				}
+				maps[a.Symbol] = m
+				if ms.Type == ebpf.Arena {
+					c.UserVMStart = ms.MapExtra
+				}
+			}
+			p.Insns[i].Imm = int32(m.FD())
+		case ir.SymKfunc:
+			var fn *btf.Func
+			if err := kspec.TypeByName(a.Symbol, &fn); err != nil {
+				c.Error = fmt.Sprintf("kfunc %s: %v", a.Symbol, err)
+				return c
+			}
+			id, err := kspec.TypeID(fn)
+			if err != nil {
+				c.Error = err.Error()
+				return c
+			}
+			p.Insns[i].Imm = int32(id)
+			kfuncs = append(kfuncs, a.Symbol)
+		}
+	}
+	extra := &loadExtra{}
+	if op.Spec.Types != nil && len(op.FuncInfo) > 0 {
+		b, err := btf.NewBuilder(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fi := range op.FuncInfo {
+			id, err := b.Add(fi.Func)
+			if err != nil {
+				t.Fatal(err)
+			}
+			extra.FuncInfo = append(extra.FuncInfo, uint32(fi.Slot), uint32(id))
+		}
+		h, err := btf.NewHandle(b)
+		if err != nil {
+			t.Fatalf("%s: BTF: %v", obj, err)
+		}
+		defer h.Close()
+		extra.BTFFD = h.FD()
+	}
+	code := ir.Encode(p)
+	var log []byte
+	fd, err := loadRaw(progTypeSyscall, flagSleepable, code, extra, nil)
+	if err != nil {
+		loadRaw(progTypeSyscall, flagSleepable, code, extra, &log)
+		lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+		if len(lines) > 8 {
+			lines = lines[len(lines)-8:]
+		}
+		c.Error = fmt.Sprintf("load: %v: %s", err, strings.Join(lines, " | "))
+		return c
+	}
+	defer unix.Close(fd)
+	info, err := getInfo(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd2, err := loadRaw(progTypeSyscall, flagSleepable|flagTestRndHi32, code, extra, nil)
+	if err != nil {
+		t.Fatalf("%s: RND_HI32 load: %v", obj, err)
+	}
+	defer unix.Close(fd2)
+	info2, err := getInfo(fd2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Xlated = hex.EncodeToString(info.Xlated)
+	c.XlatedRnd = hex.EncodeToString(info2.Xlated)
+	c.Jited = hex.EncodeToString(info.Jited)
+	c.Ksyms = info.Ksyms
+	c.FuncLens = info.FuncLens
+	ks, err := kallsyms(append([]string{"__bpf_call_base"}, kfuncs...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CallBase = ks["__bpf_call_base"]
+	for _, k := range kfuncs {
+		c.Addrs[k] = ks[k]
+	}
+	r12, other := movabsTargets(info.Jited)
+	if len(r12) > 0 {
+		c.KernVMStart = r12[0]
+	}
+	k := 0
+	for i := range p.Insns {
+		if p.Aux[i].SymbolKind == ir.SymMap && k < len(other) {
+			c.Addrs[p.Aux[i].Symbol] = other[k]
+			k++
+		}
+	}
+	return c
+}
+
+// arenaObjects lists the compiled test objects.
+func arenaObjects(t *testing.T) []string {
+	objs, err := filepath.Glob(filepath.Join(arenaDir, "*.o"))
+	if err != nil || len(objs) == 0 {
+		t.Fatalf("no objects in %s (run build.sh): %v", arenaDir, err)
+	}
+	return objs
+}
+
+func captureName(obj, prog string) string {
+	return strings.TrimSuffix(obj, ".o") + "." + prog + ".json"
+}
+
+// TestCaptureArena rewrites testdata/arena/*.json from the live kernel
+// (go test ./passes -run TestCaptureArena -capture).
+func TestCaptureArena(t *testing.T) {
+	if !*captureFlag {
+		t.Skip("captures are rewritten only with -capture")
+	}
+	if why := kernelAvailable(); why != "" {
+		t.Skip(why)
+	}
+	kspec, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Skip("no kernel BTF: ", err)
+	}
+	for _, obj := range arenaObjects(t) {
+		progs, err := readObject(obj)
+		if err != nil {
+			t.Fatalf("%s: %v", obj, err)
+		}
+		for _, op := range progs {
+			c := captureProgram(t, filepath.Base(obj), op, kspec)
+			if c.Error != "" {
+				t.Errorf("%s/%s: %s", obj, op.Name, c.Error)
+			}
+			b, _ := json.MarshalIndent(c, "", "  ")
+			if err := os.WriteFile(captureName(obj, op.Name), append(b, '\n'), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// loadCaptures reads every committed capture with its object's program.
+func loadCaptures(t *testing.T) []captured {
+	var out []captured
+	for _, obj := range arenaObjects(t) {
+		progs, err := readObject(obj)
+		if err != nil {
+			t.Fatalf("%s: %v", obj, err)
+		}
+		for _, op := range progs {
+			b, err := os.ReadFile(captureName(obj, op.Name))
+			if err != nil {
+				t.Fatalf("%s: no capture (go test ./passes -run TestCaptureArena -capture): %v", obj, err)
+			}
+			var c arenaCapture
+			if err := json.Unmarshal(b, &c); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, captured{op: op, c: &c})
+		}
+	}
+	return out
+}
+
+type captured struct {
+	op *objProg
+	c  *arenaCapture
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
