@@ -1,0 +1,466 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/bpfc/bpfc/extable"
+)
+
+// execCtx is the execution context at the base of a private stack region.
+// Field offsets are fixed: vm_amd64.s uses them, and the code's yield check
+// decrements Budget at rsp & -0x10000.
+type execCtx struct {
+	budget    int64
+	gosp      uintptr
+	gobp      uintptr
+	bpfsp     uintptr
+	exit      uint64
+	rax       uint64
+	rdi       uint64
+	rsi       uint64
+	rdx       uint64
+	rcx       uint64
+	r8        uint64
+	r9        uint64
+	r10       uint64
+	r11       uint64
+	rbx       uint64
+	rbp       uint64
+	r12       uint64
+	r13       uint64
+	r14       uint64
+	r15       uint64
+	faultPC   uint64
+	faultAddr uint64
+	refill    int64 // the budget last set (Go side only)
+}
+
+// bpfReg returns BPF register r as saved at an exit.
+func (c *execCtx) bpfReg(r int) uint64 {
+	switch r {
+	case 0:
+		return c.rax
+	case 1:
+		return c.rdi
+	case 2:
+		return c.rsi
+	case 3:
+		return c.rdx
+	case 4:
+		return c.rcx
+	case 5:
+		return c.r8
+	case 6:
+		return c.rbx
+	case 7:
+		return c.r13
+	case 8:
+		return c.r14
+	case 9:
+		return c.r15
+	case 10:
+		return c.rbp
+	}
+	return 0
+}
+
+// Implemented in vm_amd64.s.
+func enter(ctx unsafe.Pointer, code uintptr)
+func resume(ctx unsafe.Pointer)
+func stubAddrs() (exit, fault, sig uintptr)
+func rtSigaction(sig uintptr, new, old unsafe.Pointer) int64
+
+// machine is the process-wide state: the code region and the handler.
+var machine struct {
+	once sync.Once
+	err  error
+	mem  *codeMem
+}
+
+func initMachine() (*codeMem, error) {
+	machine.once.Do(func() {
+		m, err := newCodeMem()
+		if err != nil {
+			machine.err = err
+			return
+		}
+		codeLo = m.rx
+		codeHi = m.rx + codeRegionSize
+		if err := installHandler(); err != nil {
+			machine.err = err
+			return
+		}
+		machine.mem = m
+	})
+	return machine.mem, machine.err
+}
+
+// CallBase returns the address helper calls are relative to: a helper call
+// `call rel32` lands at CallBase + imm. It initialises the vm.
+func CallBase() (uint64, error) {
+	m, err := initMachine()
+	if err != nil {
+		return 0, err
+	}
+	return uint64(m.rx), nil
+}
+
+// HelperImm returns the call imm that makes a helper call reach the stub of
+// helper id (relative to CallBase).
+func HelperImm(id int32) (int32, error) {
+	if id < 0 || id >= maxHelperID {
+		return 0, fmt.Errorf("helper id %d out of range [0, %d)", id, maxHelperID)
+	}
+	return int32(stubOffset(int(id))), nil
+}
+
+// CallXImm returns the call imm of the stub that calls the helper whose id
+// is in BPF register r (callx).
+func CallXImm(r int) int32 { return int32(stubOffset(stubIndexCallX + r)) }
+
+// YieldAddr returns the address of the yield stub (the backend's
+// Target.YieldAddr).
+func YieldAddr() (uint64, error) {
+	b, err := CallBase()
+	if err != nil {
+		return 0, err
+	}
+	return b + uint64(stubOffset(stubIndexYield)), nil
+}
+
+// Writer writes a program's machine code into rw (len(rw) is the size asked
+// for), computing every address as if rw began at exec, where it runs. It
+// returns the entry point and the exception table (with Base an exec
+// address), or nil when the code has no faulting instructions.
+type Writer func(rw []byte, exec uint64) (entry uint64, ext *extable.Table, err error)
+
+// Program is machine code placed in the code region, ready to run from any
+// number of goroutines at once.
+type Program struct {
+	name    string
+	off     int // in the code region
+	size    int
+	entry   uintptr
+	execLo  uint64
+	helpers *Helpers
+	opts    Options
+
+	mu     sync.RWMutex // read-held by runs, write-held by Close
+	closed bool
+}
+
+// Options configure a Program.
+type Options struct {
+	// Name is used in errors.
+	Name string
+	// Helpers resolves helper calls; nil uses DefaultHelpers.
+	Helpers *Helpers
+	// YieldInterval is how many loop back-edges run between exits to Go
+	// (the budget counter's refill); 0 means DefaultYieldInterval.
+	YieldInterval int64
+}
+
+// DefaultYieldInterval is the number of back-edges between yields.
+const DefaultYieldInterval = 1 << 14
+
+// LoadWriter places size bytes of code written by w and returns the
+// program.
+func LoadWriter(size int, w Writer, opts *Options) (*Program, error) {
+	m, err := initMachine()
+	if err != nil {
+		return nil, err
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Helpers == nil {
+		o.Helpers = DefaultHelpers()
+	}
+	if o.YieldInterval <= 0 {
+		o.YieldInterval = DefaultYieldInterval
+	}
+	if size <= 0 {
+		return nil, fmt.Errorf("vm: program size %d", size)
+	}
+	off, err := m.alloc(size)
+	if err != nil {
+		return nil, err
+	}
+	exec := uint64(m.rx) + uint64(off)
+	entry, ext, err := w(m.rw[off:off+size:off+size], exec)
+	if err == nil && (entry < exec || entry >= exec+uint64(size)) {
+		err = fmt.Errorf("vm: entry %#x outside the image [%#x, %#x)", entry, exec, exec+uint64(size))
+	}
+	var fes []faultEntry
+	if err == nil {
+		fes, err = faultEntries(ext)
+	}
+	if err == nil {
+		for _, fe := range fes {
+			if fe.pc < exec || fe.pc+uint64(fe.len) > exec+uint64(size) {
+				err = fmt.Errorf("vm: exception-table entry for pc %#x outside the image", fe.pc)
+				break
+			}
+		}
+	}
+	if err != nil {
+		m.release(off, size)
+		return nil, err
+	}
+	p := &Program{name: o.Name, off: off, size: size, entry: uintptr(entry), execLo: exec, helpers: o.Helpers, opts: o}
+	if len(fes) > 0 {
+		if err := publishFaults(p, fes); err != nil {
+			m.release(off, size)
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Entry returns the address the program starts at.
+func (p *Program) Entry() uint64 { return uint64(p.entry) }
+
+// Close waits for running calls of the program to finish, then removes its
+// exception-table entries and frees its code. Runs after Close fail with
+// ErrClosed. Close must not be called from a helper of the program itself.
+func (p *Program) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	err := publishFaults(p, nil)
+	machine.mem.release(p.off, p.size)
+	return err
+}
+
+// ErrClosed is returned by runs of a closed program.
+var ErrClosed = errors.New("vm: program is closed")
+
+// ErrBudget is returned when a run exceeds its budget.
+var ErrBudget = errors.New("program did not finish: budget exhausted")
+
+// FaultError is a memory fault inside compiled code at an instruction
+// without an exception-table entry.
+type FaultError struct {
+	PC   uint64 // faulting instruction
+	Off  uint64 // its offset in the program's image
+	Addr uint64 // faulting address
+}
+
+func (e *FaultError) Error() string {
+	return fmt.Sprintf("memory fault at image offset %#x (pc %#x) accessing %#x", e.Off, e.PC, e.Addr)
+}
+
+// RunConfig is one run's input.
+type RunConfig struct {
+	// Args are R1..R5.
+	Args [5]uint64
+	// Budget, when > 0, limits the run to about this many loop back-edges
+	// (rounded up to the yield interval); over it the run fails with
+	// ErrBudget.
+	Budget int64
+}
+
+// Run runs the program with R1..R5 = args (missing ones are 0) and returns
+// R0. The context is checked at each yield (every YieldInterval back-edges).
+func (p *Program) Run(ctx context.Context, args ...uint64) (uint64, error) {
+	var rc RunConfig
+	if len(args) > 5 {
+		return 0, fmt.Errorf("vm: %d arguments, at most 5", len(args))
+	}
+	copy(rc.Args[:], args)
+	return p.RunConfig(ctx, &rc)
+}
+
+// escapeSink forces memory handed to compiled code onto the heap: Go never
+// moves heap objects, while a goroutine stack can move during a helper.
+var escapeSink struct {
+	on bool
+	p  unsafe.Pointer
+}
+
+// RunMem runs the program with R1 = &mem[0], R2 = len(mem), the
+// conformance suite's convention. The program may read and write mem.
+func (p *Program) RunMem(ctx context.Context, mem []byte) (uint64, error) {
+	var rc RunConfig
+	if len(mem) > 0 {
+		ptr := unsafe.Pointer(unsafe.SliceData(mem))
+		if escapeSink.on {
+			escapeSink.p = ptr
+		}
+		rc.Args[0] = uint64(uintptr(ptr))
+		rc.Args[1] = uint64(len(mem))
+	}
+	r0, err := p.RunConfig(ctx, &rc)
+	runtime.KeepAlive(mem)
+	return r0, err
+}
+
+// RunConfig runs the program with the given configuration.
+func (p *Program) RunConfig(ctx context.Context, rc *RunConfig) (uint64, error) {
+	if !p.mu.TryRLock() {
+		return 0, ErrClosed
+	}
+	defer p.mu.RUnlock()
+	if p.closed {
+		return 0, ErrClosed
+	}
+	st, err := getStack()
+	if err != nil {
+		return 0, err
+	}
+	defer putStack(st)
+	return p.exec(ctx, st, rc)
+}
+
+// Runner runs one program repeatedly from one goroutine with a private
+// stack of its own: the cheapest way to call a program many times. A Runner
+// must not be used concurrently; Close it to return its stack.
+type Runner struct {
+	p  *Program
+	st *stack
+}
+
+// NewRunner returns a Runner for p.
+func (p *Program) NewRunner() (*Runner, error) {
+	st, err := getStack()
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{p: p, st: st}, nil
+}
+
+// Close returns the runner's stack.
+func (r *Runner) Close() {
+	if r.st != nil {
+		putStack(r.st)
+		r.st = nil
+	}
+}
+
+// Run runs the program with R1, R2 = r1, r2 and no context.
+func (r *Runner) Run(r1, r2 uint64) (uint64, error) {
+	p := r.p
+	if r.st == nil {
+		return 0, ErrClosed
+	}
+	if !p.mu.TryRLock() {
+		return 0, ErrClosed
+	}
+	if p.closed {
+		p.mu.RUnlock()
+		return 0, ErrClosed
+	}
+	c := r.st.ctx()
+	c.rdi, c.rsi = r1, r2
+	c.budget, c.refill = p.opts.YieldInterval, p.opts.YieldInterval
+	enter(r.st.base, p.entry)
+	if c.exit == exitReturn {
+		r0 := c.rax
+		p.mu.RUnlock()
+		return r0, nil
+	}
+	rc := RunConfig{}
+	r0, err := p.loop(context.Background(), c, r.st, &rc)
+	p.mu.RUnlock()
+	return r0, err
+}
+
+// exec enters the code and serves its exits until it returns.
+func (p *Program) exec(ctx context.Context, st *stack, rc *RunConfig) (uint64, error) {
+	c := st.ctx()
+	c.rdi, c.rsi, c.rdx, c.rcx, c.r8 = rc.Args[0], rc.Args[1], rc.Args[2], rc.Args[3], rc.Args[4]
+	interval := p.opts.YieldInterval
+	if rc.Budget > 0 && rc.Budget < interval {
+		interval = rc.Budget
+	}
+	c.budget, c.refill = interval, interval
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	enter(st.base, p.entry)
+	if c.exit == exitReturn {
+		return c.rax, nil
+	}
+	return p.loop(ctx, c, st, rc)
+}
+
+// yieldPoint lets the scheduler run: a pending stop-the-world or
+// preemption request is honoured here (a plain leaf call would not do, as
+// the compiler omits its stack check).
+func yieldPoint() {
+	yields.Add(1)
+	runtime.Gosched()
+}
+
+var yields atomic.Uint64
+
+func (p *Program) loop(ctx context.Context, c *execCtx, st *stack, rc *RunConfig) (uint64, error) {
+	used := int64(0)
+	for {
+		code := c.exit
+		switch {
+		case code == exitReturn:
+			return c.rax, nil
+		case code&^0xffff == exitHelper, code&^0xffff == exitCallX:
+			id := int64(code & 0xffff)
+			if code&^0xffff == exitCallX {
+				id = int64(c.bpfReg(int(id)))
+			}
+			r0, stop, err := p.callHelper(id, c)
+			if err != nil {
+				return 0, err
+			}
+			if stop {
+				return r0, nil
+			}
+			c.rax = r0
+		case code == exitYield:
+			used += c.refill
+			if rc.Budget > 0 && used >= rc.Budget {
+				return 0, ErrBudget
+			}
+			if err := ctx.Err(); err != nil {
+				return 0, fmt.Errorf("program did not finish: %w", err)
+			}
+			interval := p.opts.YieldInterval
+			if rc.Budget > 0 && rc.Budget-used < interval {
+				interval = rc.Budget - used
+			}
+			c.budget, c.refill = interval, interval
+			yieldPoint()
+		case code == exitFault:
+			return 0, &FaultError{PC: c.faultPC, Off: c.faultPC - p.execLo, Addr: c.faultAddr}
+		default:
+			return 0, fmt.Errorf("vm: unknown exit code %#x", code)
+		}
+		resume(unsafe.Pointer(st.ctx()))
+	}
+}
+
+func (p *Program) callHelper(id int64, c *execCtx) (r0 uint64, stop bool, err error) {
+	h := p.helpers.Lookup(id)
+	if h == nil {
+		return 0, false, fmt.Errorf("call of unknown helper %d", id)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("helper %d panicked: %v", id, v)
+		}
+	}()
+	r0, err = h(c.rdi, c.rsi, c.rdx, c.rcx, c.r8)
+	var s *Stop
+	if errors.As(err, &s) {
+		return s.R0, true, nil
+	}
+	return r0, false, err
+}
