@@ -67,6 +67,11 @@ type Aux struct {
 	// the verifier starts the function with those registers holding arena
 	// pointers. Set by the object loader; read by the arena pass.
 	ArgArena RegSet
+	// GlobalFunc, on the first instruction of a function other than the
+	// main program, says the function has global linkage in BTF: the
+	// verifier checks it on its own (arguments from BTF, a 64-bit scalar
+	// result) instead of in its callers' context. Set by the object loader.
+	GlobalFunc bool
 }
 
 // Program is an eBPF program: one Instruction per 8-byte slot and one Aux per

@@ -103,6 +103,7 @@ func convertInsns(name string, insns asm.Instructions) (*objProg, error) {
 		}
 		if fn := btf.FuncMetadata(&ins); fn != nil {
 			a[0].ArgArena = argArenaOf(fn)
+			a[0].GlobalFunc = at > 0 && fn.Linkage == btf.GlobalFunc
 		}
 		switch {
 		case ins.IsFunctionReference():
