@@ -31,13 +31,17 @@ const (
 	exitCallX  = 0x20000 // | register number
 	exitYield  = 0x30000
 	exitFault  = 0x40000 // from vmfault
+	exitKfunc  = 0x50000 // | the program's kfunc slot
 )
 
-// stubIndexCallX and stubIndexYield are stub numbers after the helpers.
+// Stub numbers after the helpers': callx through each register, yield,
+// then kfunc slots (resolved per program).
 const (
 	stubIndexCallX = maxHelperID
 	stubIndexYield = maxHelperID + numRegStubs
-	numStubs       = stubIndexYield + 1
+	stubIndexKfunc = stubIndexYield + 1
+	maxKfuncSlots  = 256
+	numStubs       = stubIndexKfunc + maxKfuncSlots
 )
 
 func stubOffset(k int) int { return stubsOff + k*stubSize }
@@ -101,8 +105,10 @@ func (m *codeMem) writeStubs() {
 			code = exitHelper | uint32(k)
 		case k < stubIndexYield:
 			code = exitCallX | uint32(k-stubIndexCallX)
-		default:
+		case k == stubIndexYield:
 			code = exitYield
+		default:
+			code = exitKfunc | uint32(k-stubIndexKfunc)
 		}
 		o := stubOffset(k)
 		s := area[o : o+stubSize]

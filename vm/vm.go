@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/bpfc/bpfc/arena"
 	"github.com/bpfc/bpfc/extable"
+	"github.com/bpfc/bpfc/helpers"
 )
 
 // execCtx is the execution context at the base of a private stack region.
@@ -120,6 +123,14 @@ func HelperImm(id int32) (int32, error) {
 	return int32(stubOffset(int(id))), nil
 }
 
+// KfuncImm returns the call imm of kfunc slot k of a program.
+func KfuncImm(k int) (int32, error) {
+	if k < 0 || k >= maxKfuncSlots {
+		return 0, fmt.Errorf("kfunc slot %d out of range [0, %d)", k, maxKfuncSlots)
+	}
+	return int32(stubOffset(stubIndexKfunc + k)), nil
+}
+
 // CallXImm returns the call imm of the stub that calls the helper whose id
 // is in BPF register r (callx).
 func CallXImm(r int) int32 { return int32(stubOffset(stubIndexCallX + r)) }
@@ -140,27 +151,19 @@ func YieldAddr() (uint64, error) {
 // address), or nil when the code has no faulting instructions.
 type Writer func(rw []byte, exec uint64) (entry uint64, ext *extable.Table, err error)
 
-// Program is machine code placed in the code region, ready to run from any
-// number of goroutines at once.
-type Program struct {
-	name    string
-	off     int // in the code region
-	size    int
-	entry   uintptr
-	execLo  uint64
-	helpers *Helpers
-	opts    Options
-
-	mu     sync.RWMutex // read-held by runs, write-held by Close
-	closed bool
-}
-
 // Options configure a Program.
 type Options struct {
 	// Name is used in errors.
 	Name string
-	// Helpers resolves helper calls; nil uses DefaultHelpers.
-	Helpers *Helpers
+	// Helpers resolves helper calls by id (and callx); nil uses
+	// helpers.Kernel().
+	Helpers *helpers.Registry
+	// Kfuncs are the functions of the program's kfunc call slots
+	// (KfuncImm(k) calls Kfuncs[k]); Load fills it from the vm-helpers pass.
+	Kfuncs []helpers.Helper
+	// Arena is the program's arena (helpers and kfuncs see it); the code
+	// must have been compiled with its KernVMStart/UserVMStart.
+	Arena *arena.Arena
 	// YieldInterval is how many loop back-edges run between exits to Go
 	// (the budget counter's refill); 0 means DefaultYieldInterval.
 	YieldInterval int64
@@ -168,6 +171,20 @@ type Options struct {
 
 // DefaultYieldInterval is the number of back-edges between yields.
 const DefaultYieldInterval = 1 << 14
+
+// Program is machine code placed in the code region, ready to run from any
+// number of goroutines at once.
+type Program struct {
+	name   string
+	off    int // in the code region
+	size   int
+	entry  uintptr
+	execLo uint64
+	opts   Options
+
+	mu     sync.RWMutex // read-held by runs, write-held by Close
+	closed bool
+}
 
 // LoadWriter places size bytes of code written by w and returns the
 // program.
@@ -181,10 +198,13 @@ func LoadWriter(size int, w Writer, opts *Options) (*Program, error) {
 		o = *opts
 	}
 	if o.Helpers == nil {
-		o.Helpers = DefaultHelpers()
+		o.Helpers = helpers.Kernel()
 	}
 	if o.YieldInterval <= 0 {
 		o.YieldInterval = DefaultYieldInterval
+	}
+	if len(o.Kfuncs) > maxKfuncSlots {
+		return nil, fmt.Errorf("vm: %d kfuncs, at most %d", len(o.Kfuncs), maxKfuncSlots)
 	}
 	if size <= 0 {
 		return nil, fmt.Errorf("vm: program size %d", size)
@@ -214,7 +234,7 @@ func LoadWriter(size int, w Writer, opts *Options) (*Program, error) {
 		m.release(off, size)
 		return nil, err
 	}
-	p := &Program{name: o.Name, off: off, size: size, entry: uintptr(entry), execLo: exec, helpers: o.Helpers, opts: o}
+	p := &Program{name: o.Name, off: off, size: size, entry: uintptr(entry), execLo: exec, opts: o}
 	if len(fes) > 0 {
 		if err := publishFaults(p, fes); err != nil {
 			m.release(off, size)
@@ -223,6 +243,9 @@ func LoadWriter(size int, w Writer, opts *Options) (*Program, error) {
 	}
 	return p, nil
 }
+
+// Name returns the program's name.
+func (p *Program) Name() string { return p.name }
 
 // Entry returns the address the program starts at.
 func (p *Program) Entry() uint64 { return uint64(p.entry) }
@@ -245,8 +268,8 @@ func (p *Program) Close() error {
 // ErrClosed is returned by runs of a closed program.
 var ErrClosed = errors.New("vm: program is closed")
 
-// ErrBudget is returned when a run exceeds its budget.
-var ErrBudget = errors.New("program did not finish: budget exhausted")
+// ErrBudget is wrapped by the error of a run that exceeds its budget.
+var ErrBudget = errors.New("budget exhausted")
 
 // FaultError is a memory fault inside compiled code at an instruction
 // without an exception-table entry.
@@ -264,10 +287,14 @@ func (e *FaultError) Error() string {
 type RunConfig struct {
 	// Args are R1..R5.
 	Args [5]uint64
+	// Mem, when not empty, is passed as R1 = &Mem[0], R2 = len(Mem) (the
+	// conformance convention), overriding Args[0:2].
+	Mem []byte
 	// Budget, when > 0, limits the run to about this many loop back-edges
-	// (rounded up to the yield interval); over it the run fails with
-	// ErrBudget.
+	// (checked at yields); over it the run fails wrapping ErrBudget.
 	Budget int64
+	// Trace receives bpf_trace_printk output.
+	Trace io.Writer
 }
 
 // Run runs the program with R1..R5 = args (missing ones are 0) and returns
@@ -281,28 +308,17 @@ func (p *Program) Run(ctx context.Context, args ...uint64) (uint64, error) {
 	return p.RunConfig(ctx, &rc)
 }
 
+// RunMem runs the program with R1 = &mem[0], R2 = len(mem), the
+// conformance suite's convention. The program may read and write mem.
+func (p *Program) RunMem(ctx context.Context, mem []byte) (uint64, error) {
+	return p.RunConfig(ctx, &RunConfig{Mem: mem})
+}
+
 // escapeSink forces memory handed to compiled code onto the heap: Go never
 // moves heap objects, while a goroutine stack can move during a helper.
 var escapeSink struct {
 	on bool
 	p  unsafe.Pointer
-}
-
-// RunMem runs the program with R1 = &mem[0], R2 = len(mem), the
-// conformance suite's convention. The program may read and write mem.
-func (p *Program) RunMem(ctx context.Context, mem []byte) (uint64, error) {
-	var rc RunConfig
-	if len(mem) > 0 {
-		ptr := unsafe.Pointer(unsafe.SliceData(mem))
-		if escapeSink.on {
-			escapeSink.p = ptr
-		}
-		rc.Args[0] = uint64(uintptr(ptr))
-		rc.Args[1] = uint64(len(mem))
-	}
-	r0, err := p.RunConfig(ctx, &rc)
-	runtime.KeepAlive(mem)
-	return r0, err
 }
 
 // RunConfig runs the program with the given configuration.
@@ -319,7 +335,33 @@ func (p *Program) RunConfig(ctx context.Context, rc *RunConfig) (uint64, error) 
 		return 0, err
 	}
 	defer putStack(st)
-	return p.exec(ctx, st, rc)
+	args := rc.Args
+	if len(rc.Mem) > 0 {
+		ptr := unsafe.Pointer(unsafe.SliceData(rc.Mem))
+		if escapeSink.on {
+			escapeSink.p = ptr
+		}
+		args[0], args[1] = uint64(uintptr(ptr)), uint64(len(rc.Mem))
+	}
+	c := st.ctx()
+	c.rdi, c.rsi, c.rdx, c.rcx, c.r8 = args[0], args[1], args[2], args[3], args[4]
+	interval := p.opts.YieldInterval
+	if rc.Budget > 0 && rc.Budget < interval {
+		interval = rc.Budget
+	}
+	c.budget, c.refill = interval, interval
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	enter(st.base, p.entry)
+	var r0 uint64
+	if c.exit == exitReturn {
+		r0 = c.rax
+	} else {
+		r0, err = p.loop(ctx, st, rc)
+	}
+	runtime.KeepAlive(rc.Mem)
+	return r0, err
 }
 
 // Runner runs one program repeatedly from one goroutine with a private
@@ -328,6 +370,7 @@ func (p *Program) RunConfig(ctx context.Context, rc *RunConfig) (uint64, error) 
 type Runner struct {
 	p  *Program
 	st *stack
+	rc RunConfig
 }
 
 // NewRunner returns a Runner for p.
@@ -369,29 +412,9 @@ func (r *Runner) Run(r1, r2 uint64) (uint64, error) {
 		p.mu.RUnlock()
 		return r0, nil
 	}
-	rc := RunConfig{}
-	r0, err := p.loop(context.Background(), c, r.st, &rc)
+	r0, err := p.loop(context.Background(), r.st, &r.rc)
 	p.mu.RUnlock()
 	return r0, err
-}
-
-// exec enters the code and serves its exits until it returns.
-func (p *Program) exec(ctx context.Context, st *stack, rc *RunConfig) (uint64, error) {
-	c := st.ctx()
-	c.rdi, c.rsi, c.rdx, c.rcx, c.r8 = rc.Args[0], rc.Args[1], rc.Args[2], rc.Args[3], rc.Args[4]
-	interval := p.opts.YieldInterval
-	if rc.Budget > 0 && rc.Budget < interval {
-		interval = rc.Budget
-	}
-	c.budget, c.refill = interval, interval
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	enter(st.base, p.entry)
-	if c.exit == exitReturn {
-		return c.rax, nil
-	}
-	return p.loop(ctx, c, st, rc)
 }
 
 // yieldPoint lets the scheduler run: a pending stop-the-world or
@@ -404,30 +427,62 @@ func yieldPoint() {
 
 var yields atomic.Uint64
 
-func (p *Program) loop(ctx context.Context, c *execCtx, st *stack, rc *RunConfig) (uint64, error) {
+// runState is what a run needs once it leaves the fast path.
+type runState struct {
+	hctx helpers.Context
+	mem  runMem
+}
+
+// loop serves the code's exits (helpers, yields, faults) until it returns.
+func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (uint64, error) {
+	c := st.ctx()
 	used := int64(0)
+	var rs *runState
 	for {
 		code := c.exit
-		switch {
+		switch kind := code &^ 0xffff; {
 		case code == exitReturn:
 			return c.rax, nil
-		case code&^0xffff == exitHelper, code&^0xffff == exitCallX:
-			id := int64(code & 0xffff)
-			if code&^0xffff == exitCallX {
-				id = int64(c.bpfReg(int(id)))
+		case kind == exitHelper || kind == exitCallX || kind == exitKfunc:
+			if rs == nil {
+				rs = &runState{}
+				rs.mem = runMem{mem: rc.Mem, arena: p.opts.Arena,
+					stack: unsafe.Slice((*byte)(unsafe.Add(st.base, 2*pageSize)), stackRegion-2*pageSize)}
+				rs.hctx = helpers.Context{Mem: &rs.mem, Arena: p.opts.Arena, Trace: rc.Trace}
 			}
-			r0, stop, err := p.callHelper(id, c)
+			id := int64(code & 0xffff)
+			var fn helpers.Func
+			switch kind {
+			case exitHelper:
+				fn = p.opts.Helpers.Func(int32(id))
+			case exitCallX:
+				id = int64(c.bpfReg(int(id)))
+				if id == int64(int32(id)) {
+					fn = p.opts.Helpers.Func(int32(id))
+				}
+			case exitKfunc:
+				if int(id) < len(p.opts.Kfuncs) {
+					fn = p.opts.Kfuncs[id].Fn
+				}
+			}
+			if fn == nil {
+				return 0, fmt.Errorf("call of unknown helper %d", id)
+			}
+			r0, err := p.callHelper(rs, fn, id, c)
 			if err != nil {
 				return 0, err
 			}
-			if stop {
-				return r0, nil
+			if ret, ok := rs.hctx.Stopped(); ok {
+				return ret, nil
+			}
+			if err := rs.hctx.Err(); err != nil {
+				return 0, err
 			}
 			c.rax = r0
 		case code == exitYield:
 			used += c.refill
 			if rc.Budget > 0 && used >= rc.Budget {
-				return 0, ErrBudget
+				return 0, fmt.Errorf("program did not finish: %w (%d back-edges)", ErrBudget, used)
 			}
 			if err := ctx.Err(); err != nil {
 				return 0, fmt.Errorf("program did not finish: %w", err)
@@ -443,24 +498,15 @@ func (p *Program) loop(ctx context.Context, c *execCtx, st *stack, rc *RunConfig
 		default:
 			return 0, fmt.Errorf("vm: unknown exit code %#x", code)
 		}
-		resume(unsafe.Pointer(st.ctx()))
+		resume(st.base)
 	}
 }
 
-func (p *Program) callHelper(id int64, c *execCtx) (r0 uint64, stop bool, err error) {
-	h := p.helpers.Lookup(id)
-	if h == nil {
-		return 0, false, fmt.Errorf("call of unknown helper %d", id)
-	}
+func (p *Program) callHelper(rs *runState, fn helpers.Func, id int64, c *execCtx) (r0 uint64, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("helper %d panicked: %v", id, v)
 		}
 	}()
-	r0, err = h(c.rdi, c.rsi, c.rdx, c.rcx, c.r8)
-	var s *Stop
-	if errors.As(err, &s) {
-		return s.R0, true, nil
-	}
-	return r0, false, err
+	return fn(&rs.hctx, c.rdi, c.rsi, c.rdx, c.rcx, c.r8), nil
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfc/bpfc/extable"
+	"github.com/bpfc/bpfc/helpers"
 )
 
 // hand is hand-assembled machine code: bytes, calls to patch, faulting
@@ -258,16 +259,19 @@ func helperProg(t *testing.T, opts *Options, id int32) *Program {
 }
 
 func TestHelperCall(t *testing.T) {
-	hs := NewHelpers()
+	hs := helpers.NewRegistry()
 	var seen [5]uint64
-	hs.Register(1, func(r1, r2, r3, r4, r5 uint64) (uint64, error) {
+	hs.Register(1, "one", func(_ *helpers.Context, r1, r2, r3, r4, r5 uint64) uint64 {
 		seen = [5]uint64{r1, r2, r3, r4, r5}
 		runtime.GC() // the goroutine's stack and the heap may move around us
-		return r1*2 + r2, nil
+		return r1*2 + r2
 	})
-	hs.Register(2, func(r1, _, _, _, _ uint64) (uint64, error) { return 0, errors.New("helper failed") })
-	hs.Register(3, func(r1, _, _, _, _ uint64) (uint64, error) { panic("boom") })
-	hs.Register(4, func(r1, _, _, _, _ uint64) (uint64, error) { return 0, &Stop{R0: 77} })
+	hs.Register(2, "two", func(c *helpers.Context, r1, _, _, _, _ uint64) uint64 {
+		c.Abort(errors.New("helper failed"))
+		return 0
+	})
+	hs.Register(3, "three", func(*helpers.Context, uint64, uint64, uint64, uint64, uint64) uint64 { panic("boom") })
+	hs.Register(4, "four", func(c *helpers.Context, r1, _, _, _, _ uint64) uint64 { c.Stop(77); return 0 })
 	opts := &Options{Helpers: hs}
 	for _, tc := range []struct {
 		id      int32
@@ -298,8 +302,8 @@ func TestHelperCall(t *testing.T) {
 }
 
 func TestCallX(t *testing.T) {
-	hs := NewHelpers()
-	hs.Register(7, func(r1, _, _, _, _ uint64) (uint64, error) { return r1 + 1, nil })
+	hs := helpers.NewRegistry()
+	hs.Register(7, "seven", func(_ *helpers.Context, r1, _, _, _, _ uint64) uint64 { return r1 + 1 })
 	h := &hand{}
 	h.ins("mov rdi, 0x29", 0x48, 0xc7, 0xc7, 0x29, 0, 0, 0)
 	h.ins("mov edx, 0x7", 0xba, 0x07, 0, 0, 0)
