@@ -402,11 +402,11 @@ func (l *loader) readExecSections() error {
 			info := binary.LittleEndian.Uint64(data[k+8:])
 			symIdx, typ := int(info>>32), uint32(info)
 			if off%ir.InsnSize != 0 || off/ir.InsnSize >= uint64(len(si.insns)) {
-				return fmt.Errorf("section %s: relocation at offset %d is outside the section or misaligned", rs.Name, off)
+				return fmt.Errorf("section %s: relocation at offset %d is outside the section or misaligned", si.sec.Name, off)
 			}
 			slot := int(off / ir.InsnSize)
 			if symIdx <= 0 || symIdx > len(l.syms) {
-				return &Error{File: l.name, Err: fmt.Errorf("section %s: %v", si.sec.Name,
+				return &Error{File: l.name, Err: fmt.Errorf("section %s: %w", si.sec.Name,
 					&ir.Error{Index: slot, Reason: fmt.Sprintf("relocation to unknown symbol #%d", symIdx)})}
 			}
 			si.relocs[slot] = reloc{sym: l.syms[symIdx-1], kind: typ}
