@@ -1,0 +1,779 @@
+package interp
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/bits"
+	"unsafe"
+
+	"github.com/bpfc/bpfc/ir"
+)
+
+// frame is the saved state of a caller during a bpf-to-bpf call.
+type frame struct {
+	prog    *Program
+	ret     int
+	saved   [5]uint64 // r6..r9, r10
+	mayGoto uint64
+}
+
+const stackSize = MaxCallDepth * StackSize
+
+// run is the interpreter loop. Registers live in a local array; the stack
+// and the conformance memory have inline fast paths, everything else goes
+// through load/store.
+func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
+	var r [16]uint64
+	sp := unsafe.Pointer(&m.stack[0])
+	sb := uint64(uintptr(sp))
+	var mp unsafe.Pointer
+	var mb, ms uint64
+	if len(ro.Mem) > 0 {
+		mp = unsafe.Pointer(&ro.Mem[0])
+		mb, ms = uint64(uintptr(mp)), uint64(len(ro.Mem))
+		r[1], r[2] = mb, ms
+	}
+	if len(ro.Ctx) > 0 {
+		r[1] = uint64(uintptr(unsafe.Pointer(&ro.Ctx[0])))
+	}
+	if ro.Args != nil {
+		copy(r[1:6], ro.Args[:])
+	}
+	r[10] = sb + stackSize
+
+	prog := p
+	code := p.code
+	pc := 0
+	depth := 0
+	mayGoto := uint64(MayGotoLoops)
+	var steps uint64
+	limit := m.nextLimit(0, ro)
+
+	for {
+		if steps >= limit {
+			if err := m.tick(steps, ro, prog, pc); err != nil {
+				return m.result(r[0], steps), err
+			}
+			limit = m.nextLimit(steps, ro)
+		}
+		in := &code[pc]
+		steps++
+		pc++
+		switch in.op {
+		// ALU64, immediate (k is imm sign-extended to 64 bits).
+		case 0x07: // dst += imm
+			r[in.dst&15] += in.k
+		case 0x17: // dst -= imm
+			r[in.dst&15] -= in.k
+		case 0x27: // dst *= imm
+			r[in.dst&15] *= in.k
+		case 0x37: // dst /= imm (off 1: signed)
+			r[in.dst&15] = div64(r[in.dst&15], in.k, in.off != 0)
+		case 0x47: // dst |= imm
+			r[in.dst&15] |= in.k
+		case 0x57: // dst &= imm
+			r[in.dst&15] &= in.k
+		case 0x67: // dst <<= imm & 63
+			r[in.dst&15] <<= in.k & 63
+		case 0x77: // dst >>= imm & 63
+			r[in.dst&15] >>= in.k & 63
+		case 0x87: // dst = -dst
+			r[in.dst&15] = -r[in.dst&15]
+		case 0x97: // dst %= imm (off 1: signed)
+			r[in.dst&15] = mod64(r[in.dst&15], in.k, in.off != 0)
+		case 0xa7: // dst ^= imm
+			r[in.dst&15] ^= in.k
+		case 0xb7: // dst = imm
+			r[in.dst&15] = in.k
+		case 0xc7: // dst s>>= imm & 63
+			r[in.dst&15] = uint64(int64(r[in.dst&15]) >> (in.k & 63))
+		case 0xd7: // bswap16/32/64 dst
+			r[in.dst&15] = bswap(r[in.dst&15], in.imm)
+
+		// ALU64, register.
+		case 0x0f:
+			r[in.dst&15] += r[in.src&15]
+		case 0x1f:
+			r[in.dst&15] -= r[in.src&15]
+		case 0x2f:
+			r[in.dst&15] *= r[in.src&15]
+		case 0x3f:
+			r[in.dst&15] = div64(r[in.dst&15], r[in.src&15], in.off != 0)
+		case 0x4f:
+			r[in.dst&15] |= r[in.src&15]
+		case 0x5f:
+			r[in.dst&15] &= r[in.src&15]
+		case 0x6f:
+			r[in.dst&15] <<= r[in.src&15] & 63
+		case 0x7f:
+			r[in.dst&15] >>= r[in.src&15] & 63
+		case 0x9f:
+			r[in.dst&15] = mod64(r[in.dst&15], r[in.src&15], in.off != 0)
+		case 0xaf:
+			r[in.dst&15] ^= r[in.src&15]
+		case 0xbf: // dst = src (also the per-cpu address move)
+			r[in.dst&15] = r[in.src&15]
+		case 0xcf:
+			r[in.dst&15] = uint64(int64(r[in.dst&15]) >> (r[in.src&15] & 63))
+		case opMovsx64: // dst = (s8/s16/s32) src
+			r[in.dst&15] = sext(r[in.src&15], in.off)
+		case opCastKern: // addr_space_cast(dst, src, 0, 1): lo32
+			r[in.dst&15] = uint64(uint32(r[in.src&15]))
+		case opCastUser: // addr_space_cast(dst, src, 1, 0)
+			r[in.dst&15] = m.layout.CastToUser(r[in.src&15])
+
+		// ALU (32-bit), immediate: results are zero-extended.
+		case 0x04:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) + uint32(in.k))
+		case 0x14:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) - uint32(in.k))
+		case 0x24:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) * uint32(in.k))
+		case 0x34:
+			r[in.dst&15] = div32(r[in.dst&15], in.k, in.off != 0)
+		case 0x44:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) | uint32(in.k))
+		case 0x54:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) & uint32(in.k))
+		case 0x64:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) << (in.k & 31))
+		case 0x74:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) >> (in.k & 31))
+		case 0x84:
+			r[in.dst&15] = uint64(-uint32(r[in.dst&15]))
+		case 0x94:
+			r[in.dst&15] = mod32(r[in.dst&15], in.k, in.off != 0)
+		case 0xa4:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) ^ uint32(in.k))
+		case 0xb4:
+			r[in.dst&15] = uint64(uint32(in.k))
+		case 0xc4:
+			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) >> (in.k & 31)))
+		case 0xd4: // le16/32/64: truncate
+			r[in.dst&15] = toLE(r[in.dst&15], in.imm)
+		case 0xdc: // be16/32/64: byte swap
+			r[in.dst&15] = bswap(r[in.dst&15], in.imm)
+
+		// ALU (32-bit), register.
+		case 0x0c:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) + uint32(r[in.src&15]))
+		case 0x1c:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) - uint32(r[in.src&15]))
+		case 0x2c:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) * uint32(r[in.src&15]))
+		case 0x3c:
+			r[in.dst&15] = div32(r[in.dst&15], r[in.src&15], in.off != 0)
+		case 0x4c:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) | uint32(r[in.src&15]))
+		case 0x5c:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) & uint32(r[in.src&15]))
+		case 0x6c:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) << (r[in.src&15] & 31))
+		case 0x7c:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) >> (r[in.src&15] & 31))
+		case 0x9c:
+			r[in.dst&15] = mod32(r[in.dst&15], r[in.src&15], in.off != 0)
+		case 0xac:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) ^ uint32(r[in.src&15]))
+		case 0xbc: // mov32 (also the verifier's zext)
+			r[in.dst&15] = uint64(uint32(r[in.src&15]))
+		case 0xcc:
+			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) >> (r[in.src&15] & 31)))
+		case opMovsx32: // dst = (u32)(s8/s16) src
+			r[in.dst&15] = uint64(uint32(sext(r[in.src&15], in.off)))
+
+		// JMP: in.imm is the absolute target.
+		case 0x05:
+			pc = int(in.imm)
+		case 0x15:
+			if r[in.dst&15] == in.k {
+				pc = int(in.imm)
+			}
+		case 0x1d:
+			if r[in.dst&15] == r[in.src&15] {
+				pc = int(in.imm)
+			}
+		case 0x25:
+			if r[in.dst&15] > in.k {
+				pc = int(in.imm)
+			}
+		case 0x2d:
+			if r[in.dst&15] > r[in.src&15] {
+				pc = int(in.imm)
+			}
+		case 0x35:
+			if r[in.dst&15] >= in.k {
+				pc = int(in.imm)
+			}
+		case 0x3d:
+			if r[in.dst&15] >= r[in.src&15] {
+				pc = int(in.imm)
+			}
+		case 0x45:
+			if r[in.dst&15]&in.k != 0 {
+				pc = int(in.imm)
+			}
+		case 0x4d:
+			if r[in.dst&15]&r[in.src&15] != 0 {
+				pc = int(in.imm)
+			}
+		case 0x55:
+			if r[in.dst&15] != in.k {
+				pc = int(in.imm)
+			}
+		case 0x5d:
+			if r[in.dst&15] != r[in.src&15] {
+				pc = int(in.imm)
+			}
+		case 0x65:
+			if int64(r[in.dst&15]) > int64(in.k) {
+				pc = int(in.imm)
+			}
+		case 0x6d:
+			if int64(r[in.dst&15]) > int64(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0x75:
+			if int64(r[in.dst&15]) >= int64(in.k) {
+				pc = int(in.imm)
+			}
+		case 0x7d:
+			if int64(r[in.dst&15]) >= int64(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0xa5:
+			if r[in.dst&15] < in.k {
+				pc = int(in.imm)
+			}
+		case 0xad:
+			if r[in.dst&15] < r[in.src&15] {
+				pc = int(in.imm)
+			}
+		case 0xb5:
+			if r[in.dst&15] <= in.k {
+				pc = int(in.imm)
+			}
+		case 0xbd:
+			if r[in.dst&15] <= r[in.src&15] {
+				pc = int(in.imm)
+			}
+		case 0xc5:
+			if int64(r[in.dst&15]) < int64(in.k) {
+				pc = int(in.imm)
+			}
+		case 0xcd:
+			if int64(r[in.dst&15]) < int64(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0xd5:
+			if int64(r[in.dst&15]) <= int64(in.k) {
+				pc = int(in.imm)
+			}
+		case 0xdd:
+			if int64(r[in.dst&15]) <= int64(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+
+		// JMP32: compare the low halves (k holds uint32(imm)).
+		case 0x16:
+			if uint32(r[in.dst&15]) == uint32(in.k) {
+				pc = int(in.imm)
+			}
+		case 0x1e:
+			if uint32(r[in.dst&15]) == uint32(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0x26:
+			if uint32(r[in.dst&15]) > uint32(in.k) {
+				pc = int(in.imm)
+			}
+		case 0x2e:
+			if uint32(r[in.dst&15]) > uint32(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0x36:
+			if uint32(r[in.dst&15]) >= uint32(in.k) {
+				pc = int(in.imm)
+			}
+		case 0x3e:
+			if uint32(r[in.dst&15]) >= uint32(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0x46:
+			if uint32(r[in.dst&15])&uint32(in.k) != 0 {
+				pc = int(in.imm)
+			}
+		case 0x4e:
+			if uint32(r[in.dst&15])&uint32(r[in.src&15]) != 0 {
+				pc = int(in.imm)
+			}
+		case 0x56:
+			if uint32(r[in.dst&15]) != uint32(in.k) {
+				pc = int(in.imm)
+			}
+		case 0x5e:
+			if uint32(r[in.dst&15]) != uint32(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0x66:
+			if int32(r[in.dst&15]) > int32(in.k) {
+				pc = int(in.imm)
+			}
+		case 0x6e:
+			if int32(r[in.dst&15]) > int32(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0x76:
+			if int32(r[in.dst&15]) >= int32(in.k) {
+				pc = int(in.imm)
+			}
+		case 0x7e:
+			if int32(r[in.dst&15]) >= int32(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0xa6:
+			if uint32(r[in.dst&15]) < uint32(in.k) {
+				pc = int(in.imm)
+			}
+		case 0xae:
+			if uint32(r[in.dst&15]) < uint32(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0xb6:
+			if uint32(r[in.dst&15]) <= uint32(in.k) {
+				pc = int(in.imm)
+			}
+		case 0xbe:
+			if uint32(r[in.dst&15]) <= uint32(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0xc6:
+			if int32(r[in.dst&15]) < int32(in.k) {
+				pc = int(in.imm)
+			}
+		case 0xce:
+			if int32(r[in.dst&15]) < int32(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+		case 0xd6:
+			if int32(r[in.dst&15]) <= int32(in.k) {
+				pc = int(in.imm)
+			}
+		case 0xde:
+			if int32(r[in.dst&15]) <= int32(r[in.src&15]) {
+				pc = int(in.imm)
+			}
+
+		case 0x18: // ld_imm64 (pseudo forms resolved by Prepare)
+			r[in.dst&15] = in.k
+			pc++
+
+			// Memory with the stack / mem fast paths.
+		case 0x61: // ldxw dst = *(uint32 *)(src + off)
+			a := r[in.src&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-4 {
+				r[in.dst&15] = uint64(*(*uint32)(unsafe.Add(sp, d)))
+			} else if d := a - mb; d < ms && ms-d >= 4 {
+				r[in.dst&15] = uint64(*(*uint32)(unsafe.Add(mp, d)))
+			} else {
+				v, err := m.load(a, 4, false, prog, pc-1, in)
+				if err != nil {
+					return m.result(r[0], steps), err
+				}
+				r[in.dst&15] = v
+			}
+		case 0x69: // ldxh dst = *(uint16 *)(src + off)
+			a := r[in.src&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-2 {
+				r[in.dst&15] = uint64(*(*uint16)(unsafe.Add(sp, d)))
+			} else if d := a - mb; d < ms && ms-d >= 2 {
+				r[in.dst&15] = uint64(*(*uint16)(unsafe.Add(mp, d)))
+			} else {
+				v, err := m.load(a, 2, false, prog, pc-1, in)
+				if err != nil {
+					return m.result(r[0], steps), err
+				}
+				r[in.dst&15] = v
+			}
+		case 0x71: // ldxb dst = *(uint8 *)(src + off)
+			a := r[in.src&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-1 {
+				r[in.dst&15] = uint64(*(*uint8)(unsafe.Add(sp, d)))
+			} else if d := a - mb; d < ms && ms-d >= 1 {
+				r[in.dst&15] = uint64(*(*uint8)(unsafe.Add(mp, d)))
+			} else {
+				v, err := m.load(a, 1, false, prog, pc-1, in)
+				if err != nil {
+					return m.result(r[0], steps), err
+				}
+				r[in.dst&15] = v
+			}
+		case 0x79: // ldxdw dst = *(uint64 *)(src + off)
+			a := r[in.src&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-8 {
+				r[in.dst&15] = uint64(*(*uint64)(unsafe.Add(sp, d)))
+			} else if d := a - mb; d < ms && ms-d >= 8 {
+				r[in.dst&15] = uint64(*(*uint64)(unsafe.Add(mp, d)))
+			} else {
+				v, err := m.load(a, 8, false, prog, pc-1, in)
+				if err != nil {
+					return m.result(r[0], steps), err
+				}
+				r[in.dst&15] = v
+			}
+		case 0x81: // ldxsw dst = *(int32 *)(src + off)
+			a := r[in.src&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-4 {
+				r[in.dst&15] = uint64(int64(*(*int32)(unsafe.Add(sp, d))))
+			} else if d := a - mb; d < ms && ms-d >= 4 {
+				r[in.dst&15] = uint64(int64(*(*int32)(unsafe.Add(mp, d))))
+			} else {
+				v, err := m.load(a, 4, false, prog, pc-1, in)
+				if err != nil {
+					return m.result(r[0], steps), err
+				}
+				r[in.dst&15] = uint64(int64(int32(v)))
+			}
+		case 0x89: // ldxsh dst = *(int16 *)(src + off)
+			a := r[in.src&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-2 {
+				r[in.dst&15] = uint64(int64(*(*int16)(unsafe.Add(sp, d))))
+			} else if d := a - mb; d < ms && ms-d >= 2 {
+				r[in.dst&15] = uint64(int64(*(*int16)(unsafe.Add(mp, d))))
+			} else {
+				v, err := m.load(a, 2, false, prog, pc-1, in)
+				if err != nil {
+					return m.result(r[0], steps), err
+				}
+				r[in.dst&15] = uint64(int64(int16(v)))
+			}
+		case 0x91: // ldxsb dst = *(int8 *)(src + off)
+			a := r[in.src&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-1 {
+				r[in.dst&15] = uint64(int64(*(*int8)(unsafe.Add(sp, d))))
+			} else if d := a - mb; d < ms && ms-d >= 1 {
+				r[in.dst&15] = uint64(int64(*(*int8)(unsafe.Add(mp, d))))
+			} else {
+				v, err := m.load(a, 1, false, prog, pc-1, in)
+				if err != nil {
+					return m.result(r[0], steps), err
+				}
+				r[in.dst&15] = uint64(int64(int8(v)))
+			}
+		case 0x63: // stxw *(uint32 *)(dst + off) = src
+			a := r[in.dst&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-4 {
+				*(*uint32)(unsafe.Add(sp, d)) = uint32(r[in.src&15])
+			} else if d := a - mb; d < ms && ms-d >= 4 {
+				*(*uint32)(unsafe.Add(mp, d)) = uint32(r[in.src&15])
+			} else if err := m.store(a, 4, r[in.src&15], prog, pc-1, in); err != nil {
+				return m.result(r[0], steps), err
+			}
+		case 0x62: // stw *(uint32 *)(dst + off) = imm
+			a := r[in.dst&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-4 {
+				*(*uint32)(unsafe.Add(sp, d)) = uint32(in.k)
+			} else if d := a - mb; d < ms && ms-d >= 4 {
+				*(*uint32)(unsafe.Add(mp, d)) = uint32(in.k)
+			} else if err := m.store(a, 4, in.k, prog, pc-1, in); err != nil {
+				return m.result(r[0], steps), err
+			}
+		case 0x6b: // stxh *(uint16 *)(dst + off) = src
+			a := r[in.dst&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-2 {
+				*(*uint16)(unsafe.Add(sp, d)) = uint16(r[in.src&15])
+			} else if d := a - mb; d < ms && ms-d >= 2 {
+				*(*uint16)(unsafe.Add(mp, d)) = uint16(r[in.src&15])
+			} else if err := m.store(a, 2, r[in.src&15], prog, pc-1, in); err != nil {
+				return m.result(r[0], steps), err
+			}
+		case 0x6a: // sth *(uint16 *)(dst + off) = imm
+			a := r[in.dst&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-2 {
+				*(*uint16)(unsafe.Add(sp, d)) = uint16(in.k)
+			} else if d := a - mb; d < ms && ms-d >= 2 {
+				*(*uint16)(unsafe.Add(mp, d)) = uint16(in.k)
+			} else if err := m.store(a, 2, in.k, prog, pc-1, in); err != nil {
+				return m.result(r[0], steps), err
+			}
+		case 0x73: // stxb *(uint8 *)(dst + off) = src
+			a := r[in.dst&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-1 {
+				*(*uint8)(unsafe.Add(sp, d)) = uint8(r[in.src&15])
+			} else if d := a - mb; d < ms && ms-d >= 1 {
+				*(*uint8)(unsafe.Add(mp, d)) = uint8(r[in.src&15])
+			} else if err := m.store(a, 1, r[in.src&15], prog, pc-1, in); err != nil {
+				return m.result(r[0], steps), err
+			}
+		case 0x72: // stb *(uint8 *)(dst + off) = imm
+			a := r[in.dst&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-1 {
+				*(*uint8)(unsafe.Add(sp, d)) = uint8(in.k)
+			} else if d := a - mb; d < ms && ms-d >= 1 {
+				*(*uint8)(unsafe.Add(mp, d)) = uint8(in.k)
+			} else if err := m.store(a, 1, in.k, prog, pc-1, in); err != nil {
+				return m.result(r[0], steps), err
+			}
+		case 0x7b: // stxdw *(uint64 *)(dst + off) = src
+			a := r[in.dst&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-8 {
+				*(*uint64)(unsafe.Add(sp, d)) = uint64(r[in.src&15])
+			} else if d := a - mb; d < ms && ms-d >= 8 {
+				*(*uint64)(unsafe.Add(mp, d)) = uint64(r[in.src&15])
+			} else if err := m.store(a, 8, r[in.src&15], prog, pc-1, in); err != nil {
+				return m.result(r[0], steps), err
+			}
+		case 0x7a: // stdw *(uint64 *)(dst + off) = imm
+			a := r[in.dst&15] + uint64(int64(in.off))
+			if d := a - sb; d <= stackSize-8 {
+				*(*uint64)(unsafe.Add(sp, d)) = uint64(in.k)
+			} else if d := a - mb; d < ms && ms-d >= 8 {
+				*(*uint64)(unsafe.Add(mp, d)) = uint64(in.k)
+			} else if err := m.store(a, 8, in.k, prog, pc-1, in); err != nil {
+				return m.result(r[0], steps), err
+			}
+
+		// Kernel-internal and rarer memory forms.
+		case 0x21, 0x29, 0x31, 0x39, 0x41, 0x49, 0x51: // PROBE_MEM(SX) load: a fault reads 0
+			n := sizeBytes(in.op)
+			v, err := m.load(r[in.src&15]+uint64(int64(in.off)), n, true, prog, pc-1, in)
+			if err != nil {
+				return m.result(r[0], steps), err
+			}
+			if in.op&0xe0 == 0x40 {
+				v = sextN(v, n)
+			}
+			r[in.dst&15] = v
+		case 0xa1, 0xa9, 0xb1, 0xb9, 0xc1, 0xc9, 0xd1: // PROBE_MEM32(SX) load [src + kern_vm_start + off]
+			n := sizeBytes(in.op)
+			v, err := m.arenaLoad(r[in.src&15], in.off, n, prog, pc-1)
+			if err != nil {
+				return m.result(r[0], steps), err
+			}
+			if in.op&0xe0 == 0xc0 {
+				v = sextN(v, n)
+			}
+			r[in.dst&15] = v
+		case 0xa3, 0xab, 0xb3, 0xbb: // PROBE_MEM32 stx
+			if err := m.arenaStore(r[in.dst&15], in.off, sizeBytes(in.op), r[in.src&15], prog, pc-1); err != nil {
+				return m.result(r[0], steps), err
+			}
+		case 0xa2, 0xaa, 0xb2, 0xba: // PROBE_MEM32 st
+			if err := m.arenaStore(r[in.dst&15], in.off, sizeBytes(in.op), in.k, prog, pc-1); err != nil {
+				return m.result(r[0], steps), err
+			}
+		case 0xc3, 0xcb, 0xd3, 0xdb, 0xe3, 0xeb, 0xf3, 0xfb: // atomics, PROBE_ATOMIC
+			if err := m.atomic(&r, in, prog, pc-1); err != nil {
+				return m.result(r[0], steps), err
+			}
+		case 0x20, 0x28, 0x30, 0x40, 0x48, 0x50: // legacy LD_ABS / LD_IND
+			v, ok := m.ldPacket(in, r[in.src&15])
+			if !ok {
+				return m.result(0, steps), nil // out of bounds: the program returns 0
+			}
+			r[0] = v
+		case opNop:
+
+		// Calls and exits.
+		case opCallFn:
+			m.hctx.Reset()
+			r[0] = prog.fns[in.imm](&m.hctx, r[1], r[2], r[3], r[4], r[5])
+			if m.hctx.Interrupted() {
+				if err := m.hctx.Err(); err != nil {
+					return m.result(r[0], steps), m.errAt(prog, pc-1, err, "%s failed: %v", prog.fnNames[in.imm], err)
+				}
+				ret, _ := m.hctx.Stopped()
+				res := m.result(ret, steps)
+				res.Stopped = true
+				return res, nil
+			}
+		case opCallLocal:
+			if depth+1 >= MaxCallDepth {
+				return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "call depth exceeds %d frames", MaxCallDepth)
+			}
+			f := &m.frames[depth]
+			f.prog, f.ret, f.mayGoto = prog, pc, mayGoto
+			f.saved = [5]uint64{r[6], r[7], r[8], r[9], r[10]}
+			depth++
+			r[10] -= StackSize
+			mayGoto = MayGotoLoops
+			pc = int(in.imm)
+		case 0x8d: // callx: a function reference or a helper id
+			v := r[in.dst&15]
+			if v&^0xffffffff == FuncTag {
+				t := int(uint32(v))
+				if t >= len(code) {
+					return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "callx to slot %d outside the program", t)
+				}
+				if depth+1 >= MaxCallDepth {
+					return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "call depth exceeds %d frames", MaxCallDepth)
+				}
+				f := &m.frames[depth]
+				f.prog, f.ret, f.mayGoto = prog, pc, mayGoto
+				f.saved = [5]uint64{r[6], r[7], r[8], r[9], r[10]}
+				depth++
+				r[10] -= StackSize
+				mayGoto = MayGotoLoops
+				pc = t
+				break
+			}
+			fn := prog.opts.Helpers.Func(int32(v))
+			if fn == nil || v > math.MaxInt32 {
+				return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "callx of %#x: no such helper", v)
+			}
+			m.hctx.Reset()
+			r[0] = fn(&m.hctx, r[1], r[2], r[3], r[4], r[5])
+			if m.hctx.Interrupted() {
+				if err := m.hctx.Err(); err != nil {
+					return m.result(r[0], steps), m.errAt(prog, pc-1, err, "helper %d failed: %v", v, err)
+				}
+				ret, _ := m.hctx.Stopped()
+				res := m.result(ret, steps)
+				res.Stopped = true
+				return res, nil
+			}
+		case opTailCall: // bpf_tail_call(ctx, prog_array, index)
+			idx := uint32(r[3])
+			tc := prog.opts.TailCalls
+			if m.tailCalls < MaxTailCalls && uint64(idx) < uint64(len(tc)) && tc[idx] != nil {
+				m.tailCalls++
+				prog = tc[idx]
+				code = prog.code
+				pc = 0
+			}
+		case 0x95: // exit
+			if depth == 0 {
+				return m.result(r[0], steps), nil
+			}
+			depth--
+			f := &m.frames[depth]
+			prog, pc, mayGoto = f.prog, f.ret, f.mayGoto
+			code = prog.code
+			r[6], r[7], r[8], r[9], r[10] = f.saved[0], f.saved[1], f.saved[2], f.saved[3], f.saved[4]
+			f.prog = nil
+		case 0xe5: // may_goto: taken when the frame's loop budget is used up
+			if mayGoto == 0 {
+				pc = int(in.imm)
+			} else {
+				mayGoto--
+			}
+		case opGotox:
+			return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "gotox (indirect jump) is not supported")
+		default:
+			return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "unsupported opcode %#02x", in.op)
+		}
+	}
+}
+
+func (m *machine) result(r0, steps uint64) Result { return Result{R0: r0, Insns: steps} }
+
+func (m *machine) errAt(p *Program, pc int, cause error, format string, args ...any) error {
+	return &Error{Program: p.name, Index: pc, Reason: fmt.Sprintf(format, args...), Err: cause}
+}
+
+// nextLimit returns the step count at which tick must run next.
+func (m *machine) nextLimit(steps uint64, ro *RunOptions) uint64 {
+	limit := uint64(math.MaxUint64)
+	if ro.Context != nil && ro.Context.Done() != nil {
+		limit = steps + 1<<16
+	}
+	if ro.Budget != 0 && ro.Budget < limit {
+		limit = ro.Budget
+	}
+	return limit
+}
+
+// tick checks the budget and the context.
+func (m *machine) tick(steps uint64, ro *RunOptions, p *Program, pc int) error {
+	if ro.Budget != 0 && steps >= ro.Budget {
+		return m.errAt(p, pc, ErrBudget, "%v after %d instructions", ErrBudget, steps)
+	}
+	if ro.Context != nil {
+		if err := ro.Context.Err(); err != nil {
+			return m.errAt(p, pc, err, "stopped after %d instructions: %v", steps, context.Cause(ro.Context))
+		}
+	}
+	return nil
+}
+
+func div64(a, b uint64, signed bool) uint64 {
+	if b == 0 {
+		return 0
+	}
+	if signed {
+		return uint64(int64(a) / int64(b)) // MinInt64 / -1 == MinInt64 in Go
+	}
+	return a / b
+}
+
+func mod64(a, b uint64, signed bool) uint64 {
+	if b == 0 {
+		return a
+	}
+	if signed {
+		return uint64(int64(a) % int64(b)) // MinInt64 % -1 == 0
+	}
+	return a % b
+}
+
+func div32(a, b uint64, signed bool) uint64 {
+	x, y := uint32(a), uint32(b)
+	if y == 0 {
+		return 0
+	}
+	if signed {
+		return uint64(uint32(int32(x) / int32(y)))
+	}
+	return uint64(x / y)
+}
+
+func mod32(a, b uint64, signed bool) uint64 {
+	x, y := uint32(a), uint32(b)
+	if y == 0 {
+		return uint64(x)
+	}
+	if signed {
+		return uint64(uint32(int32(x) % int32(y)))
+	}
+	return uint64(x % y)
+}
+
+func bswap(v uint64, width int32) uint64 {
+	switch width {
+	case 16:
+		return uint64(bits.ReverseBytes16(uint16(v)))
+	case 32:
+		return uint64(bits.ReverseBytes32(uint32(v)))
+	}
+	return bits.ReverseBytes64(v)
+}
+
+func toLE(v uint64, width int32) uint64 {
+	switch width {
+	case 16:
+		return uint64(uint16(v))
+	case 32:
+		return uint64(uint32(v))
+	}
+	return v
+}
+
+// sext sign-extends the low off (8, 16, 32) bits of v.
+func sext(v uint64, off int16) uint64 {
+	switch off {
+	case 8:
+		return uint64(int64(int8(v)))
+	case 16:
+		return uint64(int64(int16(v)))
+	case 32:
+		return uint64(int64(int32(v)))
+	}
+	return v
+}
+
+// sextN sign-extends the low n bytes of v.
+func sextN(v uint64, n int) uint64 { return sext(v, int16(n*8)) }
+
+// sizeBytes is the access size of a load/store opcode.
+func sizeBytes(op uint8) int { return ir.Size(op & 0x18).Bytes() }

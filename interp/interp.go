@@ -1,0 +1,366 @@
+// Package interp is bpfc's reference interpreter: it runs an ir.Program with
+// the semantics of RFC 9669 and the Linux kernel, arena included, and serves
+// as the oracle for differential tests of the JIT and the vm.
+//
+// # Design
+//
+// Prepare validates a program (ir.Validate with the kernel-internal forms
+// accepted) and pre-decodes it into a flat array of 16-byte instructions
+// whose immediates are already extended the way the opcode needs them, whose
+// jump targets are absolute, whose ld_imm64 pseudo forms (maps, map values,
+// arena globals, functions) are resolved through Options, and whose helper
+// and kfunc calls point at Go functions of a helpers.Registry. Run then
+// executes this array in one loop with a switch on the opcode byte (a jump
+// table) over a local register file; it allocates nothing per instruction.
+//
+// Memory is real process memory: r10 points into a Go-allocated stack of
+// MaxCallDepth frames of StackSize bytes (each bpf-to-bpf call gets its own
+// frame), r1/r2 point at the run's memory buffer (the conformance suite's
+// "mem"), and further regions (context, map values) can be supplied. Every
+// access is checked against these regions and the arena; an access outside
+// all of them stops the run with an *Error naming the instruction, never a
+// Go fault. Arena accesses follow the kernel's exception-table semantics:
+// PROBE_MEM32 loads (and, in programs the arena pass did not convert, loads
+// through 32-bit arena pointers produced by addr_space_cast) of an
+// unallocated page give 0 and stores there are skipped; atomics there leave
+// every register unchanged.
+//
+// bpf-to-bpf calls save r6..r9 and r10 in a frame record and restore them
+// on exit (the kernel's callee-saved convention); the depth limit is 8 frames
+// as in the kernel. Tail calls replace the current frame's program with one
+// from Options.TailCalls (at most 33 in a chain). Helper 5 of the
+// conformance helper set ("unwind") can stop a program early. An
+// instruction budget and a context.Context bound a run.
+package interp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/bpfc/bpfc/arena"
+	"github.com/bpfc/bpfc/helpers"
+	"github.com/bpfc/bpfc/ir"
+)
+
+const (
+	// StackSize is the stack of one frame (MAX_BPF_STACK).
+	StackSize = 512
+	// MaxCallDepth is the kernel's MAX_CALL_FRAMES.
+	MaxCallDepth = 8
+	// MaxTailCalls is the kernel's MAX_TAIL_CALL_CNT.
+	MaxTailCalls = 33
+	// MayGotoLoops is BPF_MAX_LOOPS, the may_goto budget of a frame.
+	MayGotoLoops = 8 * 1024 * 1024
+	// FuncTag marks the value of a ld_imm64 of a BPF function (PseudoFunc):
+	// FuncTag | slot. callx of such a value is a bpf-to-bpf call; callx of
+	// any other value calls the helper with that id.
+	FuncTag = 0xbf00_0000_0000_0000
+)
+
+// ErrBudget is wrapped by the error of a run that exhausted its budget.
+var ErrBudget = errors.New("instruction budget exhausted")
+
+// Error is a run-time or preparation problem at one instruction.
+type Error struct {
+	Program string // program name (the tail-called one, if any)
+	Index   int    // slot index
+	Reason  string
+	Err     error // wrapped cause (ErrBudget, a context error, a helper's error)
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("instruction %d: %s", e.Index, e.Reason)
+	if e.Program != "" {
+		s = "program " + e.Program + ": " + s
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Options configure Prepare.
+type Options struct {
+	// Helpers resolves helper and kfunc calls; nil means helpers.Kernel().
+	Helpers *helpers.Registry
+	// Arena is the program's arena (for arena accesses, addr_space_cast
+	// and the arena kfuncs); nil if the program has none.
+	Arena *arena.Arena
+	// Symbols resolves ld_imm64 pseudo forms by the Aux.Symbol the loader
+	// recorded: map name -> map address (PseudoMapFD), section/map name ->
+	// value base address (PseudoMapValue: base + second imm), arena globals
+	// section -> its user address (see arena.LoadGlobals). A PseudoMapValue
+	// of kind SymArena without an entry resolves to user_vm_start + offset.
+	Symbols map[string]uint64
+	// MapFDs resolves pseudo forms without a symbol by their imm (fd or
+	// fd_array index).
+	MapFDs map[int32]uint64
+	// TailCalls is the prog array used by bpf_tail_call (index in r3).
+	TailCalls []*Program
+}
+
+// Program is a prepared program, safe to run from many goroutines at once.
+type Program struct {
+	name     string
+	src      *ir.Program
+	code     []insn
+	fns      []helpers.Func // call targets referenced by insn.imm of opCallFn
+	fnNames  []string
+	opts     Options
+	layout   arena.Layout
+	arenaOps bool // program uses arena pointers without PROBE_MEM32 conversion
+}
+
+// Name returns the program's name.
+func (p *Program) Name() string { return p.name }
+
+// Source returns the program Prepare was given.
+func (p *Program) Source() *ir.Program { return p.src }
+
+// SetTailCalls sets the prog array after preparation (programs may refer to
+// each other).
+func (p *Program) SetTailCalls(progs []*Program) { p.opts.TailCalls = progs }
+
+// Region is extra memory a program may access.
+type Region struct {
+	Name     string
+	Data     []byte
+	ReadOnly bool
+}
+
+// RunOptions are the inputs of one run.
+type RunOptions struct {
+	// Mem is the conformance-style memory: r1 = &Mem[0], r2 = len(Mem)
+	// (both 0 when empty).
+	Mem []byte
+	// Ctx, when non-nil, is the context: r1 = &Ctx[0] (r2 keeps Mem's length).
+	Ctx []byte
+	// Regions are further accessible memory.
+	Regions []Region
+	// Packet is the packet of legacy LD_ABS/LD_IND loads (default Mem).
+	Packet []byte
+	// Budget limits the executed instructions (0: unlimited).
+	Budget uint64
+	// Context cancels a long run (checked every 65536 instructions).
+	Context context.Context
+	// Trace receives bpf_trace_printk output.
+	Trace io.Writer
+	// Rand seeds bpf_get_prandom_u32.
+	Rand uint64
+	// Args, when non-nil, overrides the initial r1..r5.
+	Args *[5]uint64
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	R0      uint64
+	Insns   uint64 // executed instructions
+	Stopped bool   // a helper stopped the program (conformance "unwind")
+}
+
+// internal opcodes in insn.op that are not BPF opcodes (BPF uses every
+// class, so these reuse encodings the validator never lets through).
+const (
+	opCallFn    = 0x8f // helper or kfunc: fns[imm]
+	opCallLocal = 0x9d // bpf-to-bpf call, target in imm
+	opTailCall  = 0xf5 // tail call (helper 12 or kernel-internal)
+	opLdImm64   = 0x18
+	opCastUser  = 0xe7 // addr_space_cast to user
+	opCastKern  = 0xef // addr_space_cast to kernel
+	opMovsx64   = 0xf7 // ALU64 MOV X with off 8/16/32, off in off
+	opMovsx32   = 0xe4 // ALU MOV X with off 8/16
+	opGotox     = 0x0d
+	opNop       = 0xff // nospec, second half of ld_imm64 (never reached)
+)
+
+// insn is a pre-decoded instruction. For ALU/JMP K forms k is the
+// immediate, sign-extended to 64 bits (zero-extended from 32 bits for
+// unsigned 32-bit ALU ops where that matters). For jumps imm is the absolute
+// target slot.
+type insn struct {
+	op  uint8
+	dst uint8
+	src uint8
+	_   uint8
+	off int16
+	_   int16
+	imm int32
+	k   uint64
+}
+
+// Prepare validates and pre-decodes p.
+func Prepare(p *ir.Program, opts Options) (*Program, error) {
+	if p == nil {
+		return nil, &Error{Index: -1, Reason: "nil program"}
+	}
+	if len(p.Aux) != len(p.Insns) {
+		q := ir.NewProgram(p.Name, p.Insns)
+		copy(q.Aux, p.Aux)
+		p = q
+	}
+	if err := ir.Validate(p, ir.DecodeOptions{Xlated: true}); err != nil {
+		return nil, err
+	}
+	if opts.Helpers == nil {
+		opts.Helpers = helpers.Kernel()
+	}
+	q := &Program{name: p.Name, src: p, opts: opts}
+	if opts.Arena != nil {
+		q.layout = opts.Arena.Layout()
+	}
+	q.code = make([]insn, len(p.Insns))
+	fnIndex := map[string]int32{}
+	addFn := func(name string, f helpers.Func) int32 {
+		if i, ok := fnIndex[name]; ok {
+			return i
+		}
+		q.fns = append(q.fns, f)
+		q.fnNames = append(q.fnNames, name)
+		fnIndex[name] = int32(len(q.fns) - 1)
+		return int32(len(q.fns) - 1)
+	}
+	errAt := func(i int, format string, args ...any) error {
+		return &Error{Program: p.Name, Index: i, Reason: fmt.Sprintf(format, args...)}
+	}
+	hasProbe32, hasCast := false, false
+	for i := 0; i < len(p.Insns); i++ {
+		in := p.Insns[i]
+		d := insn{op: in.Op, dst: uint8(in.Dst), src: uint8(in.Src), off: in.Off, imm: in.Imm, k: uint64(int64(in.Imm))}
+		cls := in.Class()
+		switch {
+		case in.Op == ir.OpLdImm64:
+			v, err := q.resolveImm64(p, i, opts)
+			if err != nil {
+				return nil, errAt(i, "%v", err)
+			}
+			d.k = v
+			q.code[i+1] = insn{op: opNop}
+			if p.Aux[i].SymbolKind == ir.SymArena {
+				hasCast = true
+			}
+			q.code[i] = d
+			i++
+			continue
+		case cls == ir.ClassALU && (in.ALUOp() == ir.ALUDiv || in.ALUOp() == ir.ALUMod) && in.Off == 0:
+			d.k = uint64(uint32(in.Imm))
+		case in.IsAddrSpaceCast():
+			hasCast = true
+			if in.Imm == ir.CastToUser {
+				d.op = opCastUser
+			} else {
+				d.op = opCastKern
+			}
+		case cls == ir.ClassALU64 && in.ALUOp() == ir.ALUMov && in.Source() == ir.SourceX && in.Off != 0:
+			if in.Off == ir.OffPerCPUAddr {
+				d.off = 0 // no per-cpu data here: a plain move
+			} else {
+				d.op = opMovsx64
+			}
+		case cls == ir.ClassALU && in.ALUOp() == ir.ALUMov && in.Source() == ir.SourceX && in.Off != 0:
+			d.op = opMovsx32
+		case cls.IsJump() && in.IsJumpWithOffset():
+			d.imm = int32(p.Target(i))
+			if cls == ir.ClassJMP32 {
+				d.k = uint64(uint32(in.Imm))
+			}
+			if in.Op == ir.OpGotoL {
+				d.op = ir.OpJA
+			}
+		case in.Op == ir.OpTailCall || (in.IsHelperCall() && in.Imm == ir.HelperTailCall):
+			d.op = opTailCall
+		case in.IsPseudoCall():
+			d.op = opCallLocal
+			d.imm = int32(p.Target(i))
+		case in.IsHelperCall():
+			h, ok := opts.Helpers.Helper(in.Imm)
+			if !ok {
+				return nil, errAt(i, "unknown helper %d", in.Imm)
+			}
+			d.op = opCallFn
+			d.imm = addFn(fmt.Sprintf("helper %d", in.Imm), h.Fn)
+			d.k = uint64(in.Imm)
+		case in.IsKfuncCall():
+			h, err := opts.Helpers.ResolveKfunc(p.Aux[i].Symbol, in.Imm)
+			if err != nil {
+				return nil, errAt(i, "%v", err)
+			}
+			d.op = opCallFn
+			d.imm = addFn("kfunc "+h.Name, h.Fn)
+		case in.IsCallX():
+			d.dst = uint8(in.Dst) | uint8(in.Imm)
+		case in.Op == ir.OpNospec:
+			d.op = opNop
+		case cls == ir.ClassJMP && in.JumpOp() == ir.JumpJA && in.Source() == ir.SourceX:
+			d.op = opGotox
+		}
+		if cls.IsLoadStore() && (in.Mode() == ir.ModeProbeMem32 || (cls == ir.ClassLDX && in.Mode() == ir.ModeProbeMem32SX) || (cls == ir.ClassSTX && in.Mode() == ir.ModeProbeAtomic)) {
+			hasProbe32 = true
+		}
+		q.code[i] = d
+	}
+	if p.UsesArena {
+		hasProbe32 = true
+	}
+	if (hasProbe32 || hasCast) && opts.Arena == nil {
+		// Still runnable: every arena access faults (reads 0).
+		q.layout = arena.Layout{}
+	}
+	q.arenaOps = hasCast && !hasProbe32 && opts.Arena != nil
+	return q, nil
+}
+
+func (q *Program) resolveImm64(p *ir.Program, i int, opts Options) (uint64, error) {
+	first, second := p.Insns[i], p.Insns[i+1]
+	aux := p.Aux[i]
+	switch first.Src {
+	case ir.PseudoNone:
+		return ir.Imm64(first, second), nil
+	case ir.PseudoFunc:
+		return FuncTag | uint64(p.Target(i)), nil
+	case ir.PseudoMapFD, ir.PseudoMapIdx, ir.PseudoMapValue, ir.PseudoMapIdxValue, ir.PseudoBTFID:
+		var off uint64
+		if first.Src == ir.PseudoMapValue || first.Src == ir.PseudoMapIdxValue {
+			off = uint64(uint32(second.Imm))
+		}
+		if aux.Symbol != "" {
+			if base, ok := opts.Symbols[aux.Symbol]; ok {
+				return base + off, nil
+			}
+			if aux.SymbolKind == ir.SymArena && opts.Arena != nil {
+				return opts.Arena.UserVMStart() + off, nil
+			}
+			return 0, fmt.Errorf("ld_imm64 of %s %q: symbol not given", aux.SymbolKind, aux.Symbol)
+		}
+		if base, ok := opts.MapFDs[first.Imm]; ok && first.Src != ir.PseudoBTFID {
+			return base + off, nil
+		}
+		return 0, fmt.Errorf("ld_imm64 pseudo source %d with imm %d: no address given", first.Src, first.Imm)
+	}
+	return 0, fmt.Errorf("ld_imm64 pseudo source %d is not supported", first.Src)
+}
+
+// Run prepares p with opts and runs it once with mem as r1/r2: a
+// convenience for tests and tools.
+func Run(p *ir.Program, opts Options, mem []byte) (Result, error) {
+	q, err := Prepare(p, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	return q.Run(RunOptions{Mem: mem})
+}
+
+var machines = sync.Pool{New: func() any { return new(machine) }}
+
+// Run executes the program once.
+func (p *Program) Run(ro RunOptions) (res Result, err error) {
+	m := machines.Get().(*machine)
+	defer func() {
+		m.release()
+		machines.Put(m)
+	}()
+	m.setup(p, &ro)
+	return m.run(p, &ro)
+}
+
