@@ -496,6 +496,9 @@ func (k *linker) place(fn *function) error {
 		k.insns = append(k.insns, si.insns[s])
 		k.aux = append(k.aux, ir.Aux{OrigIndex: int32(base + s - fn.start), Line: si.lines[s]})
 	}
+	global, argArena := k.l.funcLinkage(fn)
+	k.aux[base].GlobalFunc = global && base > 0
+	k.aux[base].ArgArena = argArena
 	for s := fn.start; s < fn.end; s++ {
 		i := base + s - fn.start
 		ins := k.insns[i]
@@ -656,6 +659,33 @@ func (k *linker) linkTo(i int, t target, isLd bool) error {
 	}
 	k.aux[i].Symbol, k.aux[i].SymbolKind = fn.name, ir.SymFunc
 	return nil
+}
+
+// funcLinkage reports whether fn has global linkage (from BTF, else from
+// its ELF symbol) and which argument registers BTF tags arg:arena.
+func (l *loader) funcLinkage(fn *function) (global bool, argArena ir.RegSet) {
+	if l.obj.BTF == nil {
+		return fn.global, 0
+	}
+	types, err := l.obj.BTF.AnyTypesByName(fn.name)
+	if err != nil {
+		return fn.global, 0
+	}
+	for _, t := range types {
+		bf, ok := t.(*btf.Func)
+		if !ok {
+			continue
+		}
+		for k, tags := range bf.ParamTags {
+			for _, tag := range tags {
+				if tag == "arg:arena" && k < 5 {
+					argArena = argArena.Add(ir.R1 + ir.Register(k))
+				}
+			}
+		}
+		return bf.Linkage == btf.GlobalFunc, argArena
+	}
+	return fn.global, 0
 }
 
 func (l *loader) symbolAt(sec int, value uint64) string {

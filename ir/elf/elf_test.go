@@ -443,3 +443,59 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestLinkage(t *testing.T) {
+	p := load(t, "calls.o").Program("caller_one")
+	require.False(t, p.Prog.Aux[0].GlobalFunc, "the program itself is not a global subprogram")
+	require.True(t, p.Prog.Aux[13].GlobalFunc, "square_sum is global")
+	require.False(t, p.Prog.Aux[28].GlobalFunc, "mix is static")
+	require.False(t, p.Prog.Aux[34].GlobalFunc, "add_step is static")
+	for _, a := range p.Prog.Aux {
+		require.Zero(t, a.ArgArena)
+	}
+}
+
+// TestArenaCorpus loads the arena corpus the passes helper keeps under
+// testdata/arena: every object loads, every addr_space_cast survives, and
+// arguments tagged arg:arena are reported.
+func TestArenaCorpus(t *testing.T) {
+	files, _ := filepath.Glob("../../testdata/arena/*.o")
+	if len(files) == 0 {
+		t.Skip("no objects in testdata/arena")
+	}
+	tagged := 0
+	for _, path := range files {
+		o, err := Load(path)
+		require.NoError(t, err, path)
+		require.NotEmpty(t, o.Programs, path)
+		raw := 0
+		f, err := elf.Open(path)
+		require.NoError(t, err)
+		for _, sec := range f.Sections {
+			if sec.Flags&elf.SHF_EXECINSTR != 0 && sec.Size > 0 {
+				data, err := sec.Data()
+				require.NoError(t, err)
+				for _, ins := range decodeSlots(data) {
+					if ins.IsAddrSpaceCast() {
+						raw++
+					}
+				}
+			}
+		}
+		f.Close()
+		loaded := 0
+		for _, p := range o.Programs {
+			for i, ins := range p.Prog.Insns {
+				if ins.IsAddrSpaceCast() {
+					loaded++
+				}
+				if p.Prog.Aux[i].ArgArena != 0 {
+					tagged++
+				}
+			}
+		}
+		// Linked callees can appear in several programs: at least the raw count.
+		require.GreaterOrEqual(t, loaded, raw, "%s: addr_space_cast lost", path)
+	}
+	require.NotZero(t, tagged, "no function with arg:arena arguments found")
+}
