@@ -1,0 +1,177 @@
+package amd64
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/cpu"
+)
+
+// Target holds everything that varies between kernels and machines and
+// changes the bytes the JIT produces. The zero value is a usable target for
+// in-process execution (no retpoline, no BMI2, no arena); Linux618 is the
+// build machine's kernel.
+type Target struct {
+	// Name identifies the preset ("linux-6.18", "host", ...).
+	Name string
+
+	// KernVMStart is the arena's kernel base (loaded into r12 by arena
+	// programs); UserVMStart the arena's user base (its upper 32 bits are
+	// the immediate of the cast-to-user sequence).
+	KernVMStart, UserVMStart uint64
+
+	// CallBase is __bpf_call_base: a helper or kfunc call goes to
+	// CallBase + imm.
+	CallBase uint64
+
+	// BMI2: shifts by a register use shlx/shrx/sarx.
+	BMI2 bool
+
+	// NopMax is ASM_NOP_MAX, the longest NOP emit_nops uses in one piece.
+	// The JIT never pads more than 5 bytes at once, so any value >= 5 gives
+	// the same code; 0 means 8.
+	NopMax int
+
+	// IndirectThunkRCX is __x86_indirect_thunk_rcx: with retpolines the
+	// indirect tail call jumps there instead of `jmp rcx`. 0 = no retpoline.
+	IndirectThunkRCX uint64
+	// ReturnThunk, when not 0, makes every return `jmp ReturnThunk`
+	// (X86_FEATURE_RETHUNK) instead of `ret`.
+	ReturnThunk uint64
+	// SLS adds an int3 after `ret` and after a plain indirect `jmp`
+	// (CONFIG_MITIGATION_SLS).
+	SLS bool
+	// IndirectInt3: a plain indirect `jmp rcx` is followed by int3
+	// (CONFIG_MITIGATION_RETPOLINE built in but not active).
+	IndirectInt3 bool
+
+	// PseudoFuncAddr is the placeholder address jit_subprogs puts into a
+	// ld_imm64 of a BPF function before the callee is placed
+	// (MODULES_VADDR); the layout is computed with it, so the real
+	// address must encode to the same length.
+	PseudoFuncAddr uint64
+
+	// VsyscallAddr and TaskSizeMax (TASK_SIZE_MAX) and PageSize give the
+	// bounds of the PROBE_MEM address check.
+	VsyscallAddr, TaskSizeMax, PageSize uint64
+
+	// ThisCPUOff is the address (low 32 bits, used as a gs: displacement)
+	// of the per-cpu variable this_cpu_off, for per-cpu address moves.
+	ThisCPUOff uint32
+
+	// Offsets the indirect tail call reads: offsetof(struct bpf_array,
+	// map.max_entries), offsetof(struct bpf_array, ptrs) and
+	// offsetof(struct bpf_prog, bpf_func); MaxTailCallCnt is
+	// MAX_TAIL_CALL_CNT.
+	ArrayMaxEntriesOff uint8
+	ArrayPtrsOff       uint32
+	ProgBPFFuncOff     uint8
+	MaxTailCallCnt     uint8
+
+	// vm-only options (not kernel behaviour; off for kernel targets).
+
+	// YieldCheck emits a budget check before every jump whose target is at
+	// or before itself (see the package documentation).
+	YieldCheck bool
+	// YieldAddr is the absolute address of the vm's yield stub.
+	YieldAddr uint64
+}
+
+// Addresses of this machine's kernel (6.18.44, no KASLR). Linux618 refreshes
+// them from /proc/kallsyms when it can read real addresses.
+const (
+	linux618CallBase    = 0xffffffff814dccd0
+	linux618ThunkRCX    = 0xffffffff82270020
+	linux618ModulesAddr = 0xffffffffa0000000
+)
+
+// Linux618 returns the target equal to the build machine's kernel: Linux
+// 6.18 x86-64 with BMI2, retpolines (indirect tail calls go through
+// __x86_indirect_thunk_rcx), no return thunk in BPF code, no IBT/kCFI, no SLS.
+// __bpf_call_base and the thunk address are read from /proc/kallsyms when it
+// shows addresses, else the values this machine had when the goldens were
+// captured. The arena bases are per program: set KernVMStart/UserVMStart.
+func Linux618() Target {
+	t := Target{
+		Name:               "linux-6.18",
+		CallBase:           linux618CallBase,
+		BMI2:               true,
+		NopMax:             8,
+		IndirectThunkRCX:   linux618ThunkRCX,
+		PseudoFuncAddr:     linux618ModulesAddr,
+		VsyscallAddr:       0xffffffffff600000,
+		TaskSizeMax:        (1 << 47) - 4096,
+		PageSize:           4096,
+		ArrayMaxEntriesOff: 0x24,
+		ArrayPtrsOff:       0x150,
+		ProgBPFFuncOff:     0x30,
+		MaxTailCallCnt:     33,
+	}
+	if f, err := os.Open("/proc/kallsyms"); err == nil {
+		defer f.Close()
+		syms := ReadKallsyms(f, "__bpf_call_base", "__x86_indirect_thunk_rcx")
+		if a := syms["__bpf_call_base"]; a != 0 {
+			t.CallBase = a
+		}
+		if a := syms["__x86_indirect_thunk_rcx"]; a != 0 {
+			t.IndirectThunkRCX = a
+		}
+	}
+	return t
+}
+
+// Host returns a target for running code in this process: the kernel's
+// code shapes, BMI2 as the CPU reports it, no retpoline (0 thunk), and
+// addresses left for the caller (CallBase, YieldAddr, arena bases).
+func Host() Target {
+	t := Linux618()
+	t.Name = "host"
+	t.BMI2 = cpu.X86.HasBMI2
+	t.CallBase = 0
+	t.IndirectThunkRCX = 0
+	t.ReturnThunk = 0
+	t.PseudoFuncAddr = 0x00007f0000000000
+	return t
+}
+
+// ReadKallsyms returns the addresses of the named symbols from a
+// /proc/kallsyms listing (0 for missing or hidden ones).
+func ReadKallsyms(r io.Reader, names ...string) map[string]uint64 {
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	out := make(map[string]uint64, len(names))
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || !want[f[2]] {
+			continue
+		}
+		if a, err := strconv.ParseUint(f[0], 16, 64); err == nil {
+			out[f[2]] = a
+		}
+	}
+	return out
+}
+
+func (t *Target) nopMax() int {
+	if t.NopMax <= 0 {
+		return 8
+	}
+	if t.NopMax > 11 {
+		return 11
+	}
+	return t.NopMax
+}
+
+func (t *Target) probeLimit() uint64 {
+	ps := t.PageSize
+	if ps == 0 {
+		ps = 4096
+	}
+	return t.TaskSizeMax + ps - t.VsyscallAddr
+}
