@@ -363,4 +363,3 @@ func (p *Program) Run(ro RunOptions) (res Result, err error) {
 	m.setup(p, &ro)
 	return m.run(p, &ro)
 }
-
