@@ -458,3 +458,28 @@ func (a *Arena) usedCount() int {
 	}
 	return c
 }
+
+// LoadGlobals places an object's arena globals (the .addr_space.1 section
+// of size bytes, initialized from data) the way libbpf does: in the last
+// pages of the arena. It allocates those pages, copies data and returns the
+// user address of the section's start; ld_imm64 references to the section
+// resolve to that address plus their offset.
+func (a *Arena) LoadGlobals(data []byte, size int) (uint64, error) {
+	if size < len(data) {
+		size = len(data)
+	}
+	if size == 0 {
+		return 0, fmt.Errorf("arena: no globals to load")
+	}
+	n := (size + PageSize - 1) / PageSize
+	if n > a.l.Pages {
+		return 0, fmt.Errorf("arena: %d bytes of globals do not fit in %d pages", size, a.l.Pages)
+	}
+	want := a.l.PageUser(uint64(a.l.Pages - n))
+	u := a.AllocPages(want, n)
+	if u == 0 {
+		return 0, fmt.Errorf("arena: cannot allocate the %d global pages at %#x", n, want)
+	}
+	copy(a.Bytes(u, n*PageSize), data)
+	return u, nil
+}

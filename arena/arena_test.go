@@ -345,3 +345,26 @@ func TestClosed(t *testing.T) {
 		t.Fatal("zero pages")
 	}
 }
+
+func TestLoadGlobals(t *testing.T) {
+	a := newArena(t, 8, Options{})
+	u, err := a.LoadGlobals([]byte{1, 2, 3}, PageSize+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := a.UserVMStart() + 6*PageSize; u != want {
+		t.Fatalf("globals at %#x, want %#x", u, want)
+	}
+	if b := a.Bytes(u, 2*PageSize); b == nil || b[2] != 3 || b[PageSize+9] != 0 {
+		t.Fatal("globals content")
+	}
+	if _, err := a.LoadGlobals(nil, 0); err == nil {
+		t.Fatal("empty globals accepted")
+	}
+	if _, err := a.LoadGlobals(nil, 9*PageSize); err == nil {
+		t.Fatal("oversized globals accepted")
+	}
+	if _, err := a.LoadGlobals([]byte{1}, 1); err == nil {
+		t.Fatal("globals loaded twice")
+	}
+}
