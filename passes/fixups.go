@@ -1,0 +1,288 @@
+package passes
+
+import (
+	"fmt"
+
+	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/pipeline"
+)
+
+// CallBaseSymbol is the Context.Symbols key of the kernel's __bpf_call_base:
+// helper and kfunc call immediates become the callee's address minus it.
+const CallBaseSymbol = "__bpf_call_base"
+
+// HelperSymbol returns the Context.Symbols key of helper id's address.
+func HelperSymbol(id int32) string { return fmt.Sprintf("helper#%d", id) }
+
+// Fixups does the rewrites of the verifier's do_misc_fixups (and the map
+// part of resolve_pseudo_ldimm64) that change what the JIT gets, for
+// programs whose context needs no kernel-specific conversion:
+//
+//   - div/mod by a register: the guard sequences of 6.18 exactly (x / 0 = 0,
+//     x % 0 = x, and for sdiv/smod also INT_MIN / -1 = INT_MIN, x % -1 = 0,
+//     through BPF_REG_AX); sdiv/smod by the constant -1 become neg / mov 0;
+//   - ld_imm64 of a map (src 1/5) or a map value (src 2/6), and of arena
+//     globals (SymArena) and kernel variables (src 3), become a plain
+//     ld_imm64 of the address: Context.Symbols[Aux.Symbol], plus the value
+//     offset for map values;
+//   - helper and kfunc calls: imm = address - __bpf_call_base when the
+//     caller provides the addresses (Symbols[CallBaseSymbol], the kfunc's
+//     name, HelperSymbol(id)); with no call base the immediates stay as they
+//     are;
+//   - bpf-to-bpf calls keep their relative imm (the JIT resolves them to
+//     the callee's image, as the kernel's extra pass does).
+//
+// What only the kernel knows is an error naming the instruction, never a
+// guess: context field conversions (unless Options.CtxIsMemory says the
+// program type passes its context through, as syscall programs do),
+// LD_ABS/LD_IND, tail calls (direct or indirect depends on the verifier's
+// key tracking), may_goto expansion, helpers the kernel inlines or
+// redirects (map operations, smp_processor_id, jiffies64, get_func_arg...),
+// and kfuncs it specialises (obj_new, cast_to_kern_ctx, ...).
+//
+// Instructions this pass inserts get OrigIndex -1 and a conservative
+// ZextDst (set on every 32-bit definition), as the kernel's
+// adjust_insn_aux_data does. Guarantees to the next pass: no map, kfunc,
+// helper or arena-global reference that needs an address is left
+// symbolic, and no division can trap. In FromXlated mode it does nothing.
+type Fixups struct {
+	Options Options
+}
+
+// Options are settings of the passes that depend on the program's type or
+// origin rather than on the target.
+type Options struct {
+	// CtxIsMemory: the program type's context is plain memory that the
+	// verifier does not rewrite (syscall programs, for example). Otherwise
+	// an access through the context is an error.
+	CtxIsMemory bool
+}
+
+func (Fixups) Name() string { return "fixups" }
+
+func (Fixups) Describe() string {
+	return "div/mod guards, map/arena-global addresses into ld_imm64, helper/kfunc call immediates (do_misc_fixups)"
+}
+
+// Helpers the kernel inlines or redirects on x86-64: the JIT's input then
+// depends on maps and kernel configuration.
+var kernelOnlyHelpers = map[int32]string{
+	1:   "map_lookup_elem",
+	2:   "map_update_elem",
+	3:   "map_delete_elem",
+	8:   "get_smp_processor_id",
+	87:  "map_push_elem",
+	88:  "map_pop_elem",
+	89:  "map_peek_elem",
+	118: "jiffies64",
+	125: "get_func_ip",
+	164: "for_each_map_elem",
+	181: "loop",
+	183: "get_func_arg",
+	184: "get_func_ret",
+	185: "get_func_arg_cnt",
+	195: "map_lookup_percpu_elem",
+}
+
+// Kfuncs fixup_kfunc_call rewrites into other instructions or arguments.
+var kernelOnlyKfuncs = map[string]bool{
+	"bpf_obj_new_impl": true, "bpf_percpu_obj_new_impl": true, "bpf_obj_drop_impl": true,
+	"bpf_percpu_obj_drop_impl": true, "bpf_refcount_acquire_impl": true,
+	"bpf_list_push_front_impl": true, "bpf_list_push_back_impl": true, "bpf_rbtree_add_impl": true,
+	"bpf_cast_to_kern_ctx": true, "bpf_rdonly_cast": true, "bpf_session_is_return": true,
+	"bpf_session_cookie": true, "bpf_iter_css_task_new": true,
+}
+
+func (f Fixups) Run(p *ir.Program, ctx *pipeline.Context) error {
+	if ctx == nil {
+		ctx = &pipeline.Context{}
+	}
+	if ctx.FromXlated {
+		return nil
+	}
+	base, haveBase := ctx.Symbols[CallBaseSymbol]
+	for i := 0; i < len(p.Insns); i++ {
+		ins := p.Insns[i]
+		a := p.Aux[i]
+		switch {
+		case ins.IsLdImm64():
+			if err := f.ldImm64(p, i, ctx); err != nil {
+				return err
+			}
+			i++
+		case ins.Class() == ir.ClassLD:
+			return &ir.Error{Index: i, Reason: "LD_ABS/LD_IND: the kernel rewrites legacy packet loads per program type (out of scope)"}
+		case (ins.Class() == ir.ClassLDX || ins.Class() == ir.ClassST || ins.Class() == ir.ClassSTX) && a.PtrType == ir.PtrCtx && !f.Options.CtxIsMemory:
+			return &ir.Error{Index: i, Reason: "context access: the kernel converts context fields per program type (out of scope; set CtxIsMemory for program types that pass the context through)"}
+		case ins.Op == ir.OpMayGoto:
+			return &ir.Error{Index: i, Reason: "may_goto: the kernel's expansion (stack counter, timed helper) is out of scope"}
+		case ins.IsTailCall():
+			return &ir.Error{Index: i, Reason: "tail call: direct or indirect form depends on the verifier's key tracking (out of scope)"}
+		case ins.IsHelperCall():
+			if name, ok := kernelOnlyHelpers[ins.Imm]; ok {
+				return &ir.Error{Index: i, Reason: fmt.Sprintf("call of helper %d (%s): the kernel inlines or redirects it (out of scope)", ins.Imm, name)}
+			}
+			if !haveBase {
+				continue
+			}
+			addr, ok := ctx.Symbols[HelperSymbol(ins.Imm)]
+			if !ok {
+				return &ir.Error{Index: i, Reason: fmt.Sprintf("no address for helper %d (Symbols[%q])", ins.Imm, HelperSymbol(ins.Imm))}
+			}
+			if err := setCallImm(p, i, addr, base); err != nil {
+				return err
+			}
+		case ins.IsKfuncCall():
+			if kernelOnlyKfuncs[a.Symbol] {
+				return &ir.Error{Index: i, Reason: fmt.Sprintf("call of kfunc %s: the kernel rewrites it (out of scope)", a.Symbol)}
+			}
+			if !haveBase {
+				continue
+			}
+			addr, ok := ctx.Symbols[a.Symbol]
+			if a.Symbol == "" || !ok {
+				return &ir.Error{Index: i, Reason: fmt.Sprintf("no address for kfunc %q", a.Symbol)}
+			}
+			if err := setCallImm(p, i, addr, base); err != nil {
+				return err
+			}
+		case (ins.Class() == ir.ClassALU || ins.Class() == ir.ClassALU64) && (ins.ALUOp() == ir.ALUDiv || ins.ALUOp() == ir.ALUMod):
+			n, err := divGuard(p, i)
+			if err != nil {
+				return err
+			}
+			i += n - 1
+		}
+	}
+	return nil
+}
+
+func setCallImm(p *ir.Program, i int, addr, base uint64) error {
+	d := int64(addr - base)
+	if d != int64(int32(d)) {
+		return &ir.Error{Index: i, Reason: fmt.Sprintf("call target %#x is out of reach of __bpf_call_base %#x", addr, base)}
+	}
+	p.Insns[i].Imm = int32(d)
+	return nil
+}
+
+func (f Fixups) ldImm64(p *ir.Program, i int, ctx *pipeline.Context) error {
+	ins, a := p.Insns[i], p.Aux[i]
+	var addr uint64
+	switch ins.Src {
+	case ir.PseudoNone, ir.PseudoFunc:
+		return nil
+	case ir.PseudoMapFD, ir.PseudoMapIdx, ir.PseudoMapValue, ir.PseudoMapIdxValue, ir.PseudoBTFID:
+		if a.Symbol == "" {
+			return &ir.Error{Index: i, Reason: fmt.Sprintf("ld_imm64 with src %d has no symbol to resolve (raw map fds need the kernel)", ins.Src)}
+		}
+		v, ok := ctx.Symbols[a.Symbol]
+		if !ok {
+			return &ir.Error{Index: i, Reason: fmt.Sprintf("no address for %v %q", a.SymbolKind, a.Symbol)}
+		}
+		addr = v
+		if ins.Src == ir.PseudoMapValue || ins.Src == ir.PseudoMapIdxValue {
+			addr += uint64(uint32(p.Insns[i+1].Imm))
+		}
+	default:
+		return &ir.Error{Index: i, Reason: fmt.Sprintf("ld_imm64 with unknown src %d", ins.Src)}
+	}
+	ld := ir.LdImm64(ins.Dst, addr)
+	p.Insns[i], p.Insns[i+1] = ld[0], ld[1]
+	return nil
+}
+
+// divGuard replaces the division or modulo at i by the kernel's guarded
+// sequence and returns the number of slots it now takes.
+func divGuard(p *ir.Program, i int) (int, error) {
+	ins := p.Insns[i]
+	is64 := ins.Class() == ir.ClassALU64
+	isDiv := ins.ALUOp() == ir.ALUDiv
+	signed := ins.Off == ir.OffSigned
+	alu, jmp := uint8(ir.ClassALU), uint8(ir.ClassJMP32)
+	if is64 {
+		alu, jmp = uint8(ir.ClassALU64), uint8(ir.ClassJMP)
+	}
+	ax, src, dst := ir.RAX, ins.Src, ins.Dst
+	ja := func(off int16) ir.Instruction { return ir.Instruction{Op: ir.OpJA, Off: off} }
+	mov32 := uint8(ir.ClassALU) | uint8(ir.ALUMov)
+	var patch []ir.Instruction
+	orig := -1 // position of the original instruction in the patch
+	if ins.Source() == ir.SourceK {
+		if !signed || ins.Imm != -1 {
+			return 1, nil // constant divisor: nothing can trap (the verifier rejects / 0)
+		}
+		if isDiv {
+			// x s/ -1 = -x (INT_MIN stays INT_MIN).
+			patch = []ir.Instruction{{Op: alu | uint8(ir.ALUNeg), Dst: dst}}
+		} else {
+			// x s% -1 = 0.
+			patch = []ir.Instruction{{Op: mov32, Dst: dst}}
+		}
+	} else {
+		switch {
+		case isDiv && signed:
+			patch = []ir.Instruction{
+				{Op: uint8(ir.ClassALU64) | uint8(ir.ALUMov) | uint8(ir.SourceX), Dst: ax, Src: src}, // AX = src
+				{Op: alu | uint8(ir.ALUAdd), Dst: ax, Imm: 1},                                         // AX += 1
+				{Op: jmp | uint8(ir.JumpJGT), Dst: ax, Off: 4, Imm: 1},                                // if AX > 1 goto div
+				{Op: jmp | uint8(ir.JumpJEQ), Dst: ax, Off: 1, Imm: 0},                                // if AX == 0 goto zero
+				{Op: alu | uint8(ir.ALUMov), Dst: dst},                                                // dst = 0
+				{Op: alu | uint8(ir.ALUNeg), Dst: dst},                                                // dst = -dst
+				ja(1),
+				ins,
+			}
+			orig = 7
+		case !isDiv && signed:
+			patch = []ir.Instruction{
+				{Op: uint8(ir.ClassALU64) | uint8(ir.ALUMov) | uint8(ir.SourceX), Dst: ax, Src: src},
+				{Op: alu | uint8(ir.ALUAdd), Dst: ax, Imm: 1},
+				{Op: jmp | uint8(ir.JumpJGT), Dst: ax, Off: 3, Imm: 1},
+				{Op: jmp | uint8(ir.JumpJEQ), Dst: ax, Off: 3, Imm: 1},
+				{Op: mov32, Dst: dst},
+				ja(1),
+				ins,
+			}
+			if !is64 {
+				patch[3].Off = 4
+				patch = append(patch, ja(1), ir.Instruction{Op: mov32 | uint8(ir.SourceX), Dst: dst, Src: dst})
+			}
+			orig = 6
+		case isDiv:
+			patch = []ir.Instruction{
+				{Op: jmp | uint8(ir.JumpJNE), Dst: src, Off: 2},
+				{Op: uint8(ir.ClassALU) | uint8(ir.ALUXor) | uint8(ir.SourceX), Dst: dst, Src: dst},
+				ja(1),
+				ins,
+			}
+			orig = 3
+		default:
+			patch = []ir.Instruction{
+				{Op: jmp | uint8(ir.JumpJEQ), Dst: src, Off: 1},
+				ins,
+			}
+			if !is64 {
+				patch[0].Off = 2
+				patch = append(patch, ja(1), ir.Instruction{Op: mov32 | uint8(ir.SourceX), Dst: dst, Src: dst})
+			}
+			orig = 1
+		}
+	}
+	a := p.Aux[i]
+	if err := p.Patch(i, patch); err != nil {
+		return 0, err
+	}
+	for k := range patch {
+		if k == orig {
+			p.Aux[i+k] = a
+		} else {
+			p.Aux[i+k] = ir.Aux{OrigIndex: -1, Line: a.Line}
+			if k == 0 && orig < 0 {
+				p.Aux[i+k].OrigIndex = a.OrigIndex
+			}
+		}
+		_, d := def32(p.Insns[i+k])
+		p.Aux[i+k].ZextDst = d
+	}
+	return len(patch), nil
+}

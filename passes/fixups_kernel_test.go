@@ -1,0 +1,73 @@
+package passes
+
+import (
+	"testing"
+
+	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/pipeline"
+)
+
+// captureContext returns the pass context with the addresses the kernel used.
+func captureContext(c *arenaCapture) *pipeline.Context {
+	syms := map[string]uint64{CallBaseSymbol: c.CallBase}
+	for k, v := range c.Addrs {
+		syms[k] = v
+	}
+	return &pipeline.Context{Symbols: syms, KernVMStart: c.KernVMStart, UserVMStart: c.UserVMStart}
+}
+
+// asXlatedShows turns PROBE_MEM32 loads and stores back into MEM, as the
+// kernel's xlated dump shows them.
+func asXlatedShows(p *ir.Program) *ir.Program {
+	q := p.Clone()
+	for i := range q.Insns {
+		ins := &q.Insns[i]
+		c := ins.Class()
+		if (c == ir.ClassLDX || c == ir.ClassST || c == ir.ClassSTX) && ins.Mode() == ir.ModeProbeMem32 && !(i > 0 && q.Insns[i-1].IsLdImm64()) {
+			ins.Op = ins.Op&^0xe0 | uint8(ir.ModeMEM)
+		}
+	}
+	return q
+}
+
+// TestPipelineMatchesXlated: the original object through zext-mark, arena,
+// fixups and zext (with the kernel's addresses) gives the kernel's xlated
+// program instruction for instruction (map ld_imm64 shown as map IDs in the
+// dump are compared as the addresses the JIT embedded).
+func TestPipelineMatchesXlated(t *testing.T) {
+	n := 0
+	for _, cp := range loadCaptures(t) {
+		name := cp.c.Object + "/" + cp.c.Program
+		p := cp.op.Prog.Clone()
+		ctx := captureContext(cp.c)
+		runPasses(t, p, ctx, ZextMark{}, Arena{}, Fixups{Options: Options{CtxIsMemory: true}}, Zext{})
+		x, err := decodeXlated(mustHex(t, cp.c.Xlated))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := asXlatedShows(p)
+		if got.Len() != x.Len() {
+			t.Errorf("%s: %d instructions, kernel %d", name, got.Len(), x.Len())
+			continue
+		}
+		bad := 0
+		for i := 0; i < x.Len(); i++ {
+			want := x.Insns[i]
+			if want.IsLdImm64() && (want.Src == ir.PseudoMapFD || want.Src == ir.PseudoMapValue) {
+				ld := ir.LdImm64(want.Dst, cp.c.Addrs[p.Aux[i].Symbol]+uint64(uint32(x.Insns[i+1].Imm))*uint64(want.Src-1))
+				want = ld[0]
+				x.Insns[i+1] = ld[1]
+			}
+			if got.Insns[i] != want {
+				bad++
+				if bad < 5 {
+					t.Errorf("%s: instruction %d: got %s (%+v), kernel %s (%+v)", name, i, got.Format(i), got.Insns[i], x.Format(i), want)
+				}
+			}
+		}
+		if bad == 0 {
+			n++
+		}
+	}
+	t.Logf("%d programs identical to the kernel's xlated program", n)
+}
