@@ -64,25 +64,29 @@ var installOnce struct {
 	err error
 }
 
-// installHandler installs sigtramp for SIGSEGV and SIGBUS, keeping Go's
+// installHandler installs sigtramp for SIGSEGV, SIGBUS, SIGFPE, SIGILL and
+// SIGTRAP, keeping Go's
 // flags, mask and restorer and remembering Go's handler to chain to.
 func installHandler() error {
 	installOnce.Do(func() {
 		_, _, sig := stubAddrs()
-		var old [2]sigaction
-		for i, s := range []uintptr{uintptr(unix.SIGSEGV), uintptr(unix.SIGBUS)} {
+		sigs := []uintptr{uintptr(unix.SIGSEGV), uintptr(unix.SIGBUS), uintptr(unix.SIGFPE), uintptr(unix.SIGILL), uintptr(unix.SIGTRAP)}
+		old := make([]sigaction, len(sigs))
+		for i, s := range sigs {
 			if r := rtSigaction(s, nil, unsafe.Pointer(&old[i])); r != 0 {
 				installOnce.err = fmt.Errorf("vm: rt_sigaction(%d): errno %d", s, -r)
 				return
 			}
 		}
-		if old[0].handler != old[1].handler || old[0].handler <= 1 || old[0].flags&saOnStack == 0 {
-			installOnce.err = fmt.Errorf("vm: unexpected Go signal handlers (%#x flags %#x, %#x)",
-				old[0].handler, old[0].flags, old[1].handler)
-			return
+		for i := range old {
+			if old[i].handler != old[0].handler || old[i].handler <= 1 || old[i].flags&saOnStack == 0 {
+				installOnce.err = fmt.Errorf("vm: signal %d: unexpected handler %#x flags %#x (Go's is %#x)",
+					sigs[i], old[i].handler, old[i].flags, old[0].handler)
+				return
+			}
 		}
 		atomic.StoreUintptr(&goHandler, old[0].handler)
-		for i, s := range []uintptr{uintptr(unix.SIGSEGV), uintptr(unix.SIGBUS)} {
+		for i, s := range sigs {
 			n := old[i]
 			n.handler = sig
 			n.flags |= saOnStack

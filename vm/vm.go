@@ -10,7 +10,10 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/bpfc/bpfc/arena"
+	"github.com/bpfc/bpfc/backend/amd64"
 	"github.com/bpfc/bpfc/extable"
 	"github.com/bpfc/bpfc/helpers"
 )
@@ -41,6 +44,7 @@ type execCtx struct {
 	r15       uint64
 	faultPC   uint64
 	faultAddr uint64
+	faultSig  uint64
 	refill    int64 // the budget last set (Go side only)
 }
 
@@ -181,6 +185,7 @@ type Program struct {
 	entry  uintptr
 	execLo uint64
 	opts   Options
+	image  []*amd64.Func // when compiled by Load
 
 	mu     sync.RWMutex // read-held by runs, write-held by Close
 	closed bool
@@ -271,16 +276,22 @@ var ErrClosed = errors.New("vm: program is closed")
 // ErrBudget is wrapped by the error of a run that exceeds its budget.
 var ErrBudget = errors.New("budget exhausted")
 
-// FaultError is a memory fault inside compiled code at an instruction
-// without an exception-table entry.
+// FaultError is a fault inside compiled code at an instruction without an
+// exception-table entry: a memory fault (SIGSEGV/SIGBUS), a division error
+// (SIGFPE), an invalid instruction (SIGILL) or an int3 (SIGTRAP).
 type FaultError struct {
-	PC   uint64 // faulting instruction
-	Off  uint64 // its offset in the program's image
-	Addr uint64 // faulting address
+	PC     uint64 // faulting instruction (for SIGTRAP: after the int3)
+	Off    uint64 // its offset in the program's image
+	Addr   uint64 // faulting address (siginfo si_addr)
+	Signal unix.Signal
 }
 
 func (e *FaultError) Error() string {
-	return fmt.Sprintf("memory fault at image offset %#x (pc %#x) accessing %#x", e.Off, e.PC, e.Addr)
+	switch e.Signal {
+	case unix.SIGSEGV, unix.SIGBUS:
+		return fmt.Sprintf("memory fault (%v) at image offset %#x (pc %#x) accessing %#x", e.Signal, e.Off, e.PC, e.Addr)
+	}
+	return fmt.Sprintf("%v in compiled code at image offset %#x (pc %#x)", e.Signal, e.Off, e.PC)
 }
 
 // RunConfig is one run's input.
@@ -494,7 +505,7 @@ func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (uint64, e
 			c.budget, c.refill = interval, interval
 			yieldPoint()
 		case code == exitFault:
-			return 0, &FaultError{PC: c.faultPC, Off: c.faultPC - p.execLo, Addr: c.faultAddr}
+			return 0, &FaultError{PC: c.faultPC, Off: c.faultPC - p.execLo, Addr: c.faultAddr, Signal: unix.Signal(c.faultSig)}
 		default:
 			return 0, fmt.Errorf("vm: unknown exit code %#x", code)
 		}

@@ -26,6 +26,7 @@
 #define CTX_R15 152
 #define CTX_FAULTPC 160
 #define CTX_FAULTADDR 168
+#define CTX_FAULTSIG 176
 
 // The stack pointer given to the code: the top of the 64 KiB region less 16,
 // so that rsp & -0x10000 is the region's base (the context) at any depth.
@@ -34,6 +35,7 @@
 #define EXIT_FAULT 0x40000
 
 // ucontext_t: uc_mcontext.gregs starts at 40; gregs index * 8.
+#define UC_R9 48
 #define UC_R10 56
 #define UC_R11 64
 #define UC_RIP 168
@@ -120,13 +122,15 @@ TEXT ·resume(SB), NOSPLIT|NOFRAME, $0-8
 	RET
 
 // vmfault is where the signal handler sends a fault inside compiled code
-// that has no exception-table entry: r11 = faulting pc, r10 = fault address.
+// that has no exception-table entry: r11 = faulting pc, r10 = fault address,
+// r9 = signal number.
 // The run ends with EXIT_FAULT.
 TEXT ·vmfault(SB), NOSPLIT|NOFRAME, $0
 	MOVQ SP, AX
 	ANDQ $-65536, AX
 	MOVQ R11, CTX_FAULTPC(AX)
 	MOVQ R10, CTX_FAULTADDR(AX)
+	MOVQ R9, CTX_FAULTSIG(AX)
 	MOVQ $EXIT_FAULT, CTX_EXIT(AX)
 	MOVQ BP, CTX_RBP(AX)
 	MOVQ CTX_GOBP(AX), BP
@@ -134,7 +138,7 @@ TEXT ·vmfault(SB), NOSPLIT|NOFRAME, $0
 	POPQ R11
 	JMP R11
 
-// sigtramp is the SIGSEGV/SIGBUS handler (C ABI: rdi = signo, rsi =
+// sigtramp is the SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGTRAP handler (C ABI: rdi = signo, rsi =
 // siginfo, rdx = ucontext). A fault at a pc inside the code region is fixed
 // up from the fault table (the extable rule: clear the load's destination,
 // resume after the instruction) or sent to vmfault; anything else goes to
@@ -189,6 +193,7 @@ nofix:
 	MOVQ AX, UC_R11(DX)
 	MOVQ SI_ADDR(SI), R9
 	MOVQ R9, UC_R10(DX)
+	MOVQ DI, UC_R9(DX)
 	MOVQ $·vmfault(SB), R9
 	MOVQ R9, UC_RIP(DX)
 done:

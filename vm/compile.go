@@ -1,0 +1,223 @@
+package vm
+
+import (
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/bpfc/bpfc/backend/amd64"
+	"github.com/bpfc/bpfc/extable"
+	"github.com/bpfc/bpfc/helpers"
+	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/pipeline"
+)
+
+// LoadOptions configure Load.
+type LoadOptions struct {
+	Options
+	// Pipeline runs before the backend; nil uses DefaultPipeline. Load
+	// appends the vm-helpers pass itself.
+	Pipeline *pipeline.Pipeline
+	// Context is the pipeline context (logger, symbols, ...); nil for a
+	// default one. Its arena bases are overwritten from Arena.
+	Context *pipeline.Context
+	// Target is the backend target; nil uses amd64.Host(). CallBase,
+	// YieldCheck/YieldAddr and the arena bases are set by Load.
+	Target *amd64.Target
+}
+
+// verifierOrder is the order in which passes of pipeline.Default are used
+// by DefaultPipeline when they are registered.
+var verifierOrder = []string{"fixups", "arena", "zext", "stackdepth", "regusage"}
+
+// DefaultPipeline returns the passes Load runs before the backend: the
+// registered verifier passes (fixups, arena, zext, stackdepth, regusage) in
+// the verifier's order, with vm-frame in place of stackdepth/regusage when
+// those are not registered.
+func DefaultPipeline() *pipeline.Pipeline {
+	pl := pipeline.New()
+	have := map[string]bool{}
+	for _, n := range pipeline.Default.Names() {
+		have[n] = true
+	}
+	for _, n := range verifierOrder {
+		if have[n] {
+			if ps, err := pipeline.Default.New(n); err == nil {
+				pl.Append(ps)
+			}
+		}
+	}
+	if !have["stackdepth"] || !have["regusage"] {
+		pl.Append(FramePass{})
+	}
+	return pl
+}
+
+var hostOnce struct {
+	sync.Once
+	t amd64.Target
+}
+
+// hostTarget is amd64.Host(), computed once (it reads /proc/kallsyms).
+func hostTarget() amd64.Target {
+	hostOnce.Do(func() { hostOnce.t = amd64.Host() })
+	return hostOnce.t
+}
+
+// Load compiles p (a copy; p is not modified) with the kernel's code shapes
+// for this process, places it in the code region and returns it ready to
+// run.
+func Load(p *ir.Program, opts *LoadOptions) (*Program, error) {
+	var o LoadOptions
+	if opts != nil {
+		o = *opts
+	}
+	if p == nil || len(p.Insns) == 0 {
+		return nil, &ir.Error{Index: -1, Reason: "program is empty"}
+	}
+	if err := ir.Validate(p, ir.DecodeOptions{}); err != nil {
+		return nil, err
+	}
+	base, err := CallBase()
+	if err != nil {
+		return nil, err
+	}
+	yield, _ := YieldAddr()
+	q := p.Clone()
+	if len(q.Aux) != len(q.Insns) {
+		q = ir.NewProgram(p.Name, append([]ir.Instruction(nil), p.Insns...))
+	}
+	pl := o.Pipeline
+	if pl == nil {
+		pl = DefaultPipeline()
+	} else {
+		// the caller's pipeline plus ours, without modifying theirs
+		passes, enabled := pl.Passes()
+		cp := pipeline.New()
+		cp.DumpAfter = pl.DumpAfter
+		cp.Dumper = pl.Dumper
+		for i, ps := range passes {
+			cp.Append(ps)
+			cp.SetEnabled(ps.Name(), enabled[i])
+		}
+		pl = cp
+	}
+	hp := &HelpersPass{}
+	pl.Append(hp)
+	pctx := pipeline.Context{}
+	if o.Context != nil {
+		pctx = *o.Context
+	}
+	if pctx.Logger == nil {
+		pctx.Logger = zap.NewNop()
+	}
+	if o.Arena != nil {
+		pctx.KernVMStart, pctx.UserVMStart = o.Arena.KernVMStart(), o.Arena.UserVMStart()
+	}
+	if _, err := pl.Run(q, &pctx); err != nil {
+		return nil, err
+	}
+	if q.UsesArena && o.Arena == nil {
+		return nil, &ir.Error{Index: -1, Reason: "program uses an arena; LoadOptions.Arena is nil"}
+	}
+	t := hostTarget()
+	if o.Target != nil {
+		t = *o.Target
+	}
+	t.CallBase = base
+	t.YieldCheck, t.YieldAddr = true, yield
+	t.IndirectThunkRCX, t.ReturnThunk = 0, 0
+	if o.Arena != nil {
+		t.KernVMStart, t.UserVMStart = o.Arena.KernVMStart(), o.Arena.UserVMStart()
+	}
+	l, err := amd64.NewLayout(q, t)
+	if err != nil {
+		return nil, err
+	}
+	// Kfunc slots.
+	hs := o.Helpers
+	if hs == nil {
+		hs = helpers.Kernel()
+		o.Helpers = hs
+	}
+	o.Kfuncs = nil
+	for _, k := range hp.Kfuncs {
+		h, err := hs.ResolveKfunc(k.Name, k.BTFID)
+		if err != nil {
+			return nil, &ir.Error{Index: k.Index, Reason: err.Error()}
+		}
+		o.Kfuncs = append(o.Kfuncs, h)
+	}
+	if o.Name == "" {
+		o.Name = p.Name
+	}
+	// All functions in one allocation, each at a 16-byte boundary.
+	n := l.NumFuncs()
+	offs := make([]int, n)
+	size := 0
+	for k := 0; k < n; k++ {
+		offs[k] = size
+		size += (l.Size(k) + 15) &^ 15
+	}
+	var funcs []*amd64.Func
+	prog, err := LoadWriter(size, func(rw []byte, exec uint64) (uint64, *extable.Table, error) {
+		for i := range rw {
+			rw[i] = 0xcc
+		}
+		addrs := make([]uint64, n)
+		for k := range addrs {
+			addrs[k] = exec + uint64(offs[k])
+		}
+		var all extable.Table
+		for k := 0; k < n; k++ {
+			f, err := l.Write(k, rw[offs[k]:offs[k]+l.Size(k)], addrs[k], addrs)
+			if err != nil {
+				return 0, nil, err
+			}
+			funcs = append(funcs, f)
+		}
+		// One table for the vm (entries re-based to a common base).
+		entries, base := mergeExtables(funcs)
+		all.Base, all.Entries = base, entries
+		if len(entries) == 0 {
+			return addrs[0], nil, nil
+		}
+		return addrs[0], &all, nil
+	}, &o.Options)
+	if err != nil {
+		return nil, err
+	}
+	prog.image = funcs
+	return prog, nil
+}
+
+// mergeExtables expresses every function's entries relative to one base
+// (the first function's table), so one extable.Table covers the program.
+func mergeExtables(funcs []*amd64.Func) ([]extable.Entry, uint64) {
+	var out []extable.Entry
+	var base uint64
+	first := true
+	for _, f := range funcs {
+		t := f.Table()
+		for k, e := range t.Entries {
+			pc := t.InsnAddr(k)
+			if first {
+				base = t.Base
+				first = false
+			}
+			e.Insn = int32(int64(pc) - int64(base+uint64(len(out))*extable.EntrySize))
+			out = append(out, e)
+		}
+	}
+	return out, base
+}
+
+// Image returns the compiled functions (code aliases the read-write view;
+// do not modify).
+func (p *Program) Image() []*amd64.Func { return p.image }
+
+// String describes the program.
+func (p *Program) String() string {
+	return fmt.Sprintf("vm program %q at %#x (%d bytes)", p.name, p.execLo, p.size)
+}
