@@ -1,0 +1,280 @@
+// Package compiler is bpfc's front door for embedders and for cmd/bpfc: it
+// reads an input (a clang BPF object, raw little-endian bytecode, or a
+// conformance-suite assembly file), runs the pass pipeline over each program
+// and hands the result to the x86-64 backend.
+//
+//	inputs, _ := compiler.Load("prog.o", compiler.LoadOptions{Prog: "xdp_prog"})
+//	res, _ := compiler.Compile(inputs[0], compiler.Options{Target: amd64.Linux618()})
+//	code := res.Image.Code()
+//
+// Every error names the input file, the program (for objects) and, where
+// there is one, the instruction: "prog.o: xdp_prog: instruction 12: ...".
+package compiler
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/bpfc/bpfc/backend/amd64"
+	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/ir/asm"
+	"github.com/bpfc/bpfc/ir/elf"
+	"github.com/bpfc/bpfc/pipeline"
+)
+
+// Kind is the format of an input file.
+type Kind int
+
+const (
+	KindAuto Kind = iota // decide from the content and the file name
+	KindELF              // clang BPF object
+	KindRaw              // raw little-endian instructions
+	KindAsm              // conformance-suite assembly (.data)
+)
+
+func (k Kind) String() string {
+	return [...]string{"auto", "elf", "raw", "asm"}[k]
+}
+
+// ParseKind reads "auto", "elf", "raw" or "asm".
+func ParseKind(s string) (Kind, error) {
+	for k := KindAuto; k <= KindAsm; k++ {
+		if k.String() == s {
+			return k, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown input format %q (want auto, elf, raw or asm)", s)
+}
+
+// Input is one program read from a file.
+type Input struct {
+	File    string // the path as given; "-" for standard input
+	Kind    Kind
+	Name    string // the program's name: its function for objects, else the file's base name
+	Section string // the ELF section, for objects
+	Prog    *ir.Program
+
+	// Object and ElfProg are set for objects.
+	Object  *elf.Object
+	ElfProg *elf.Program
+	// Test is set for conformance files (memory, expected result).
+	Test *asm.File
+}
+
+// Error is a problem with one input, optionally in one program.
+type Error struct {
+	File    string
+	Program string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	b.WriteString(": ")
+	if e.Program != "" {
+		b.WriteString(e.Program)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// LoadOptions control how inputs are read.
+type LoadOptions struct {
+	// Kind forces the input format; KindAuto detects it: ELF by its magic,
+	// .data/.asm/.s as assembly, anything else (and stdin) as raw bytes.
+	Kind Kind
+	// Prog selects one program of an object by function name or section;
+	// "" selects all. For other inputs it must be "" or the file's name.
+	Prog string
+	// FromXlated accepts the kernel-internal forms of an xlated dump in raw
+	// inputs (PROBE_* modes, r11, the tail-call opcode, ...).
+	FromXlated bool
+	// Stdin is read for the path "-" (os.Stdin when nil).
+	Stdin io.Reader
+	// ELF options (kernel BTF for kfunc ids).
+	ELF elf.Options
+}
+
+// Load reads the programs of one input file.
+func Load(path string, o LoadOptions) ([]*Input, error) {
+	var data []byte
+	var err error
+	if path == "-" {
+		in := o.Stdin
+		if in == nil {
+			in = os.Stdin
+		}
+		data, err = io.ReadAll(io.LimitReader(in, int64(ir.MaxInsns)*ir.InsnSize+1))
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, &Error{File: path, Err: unwrapPath(err)}
+	}
+	return LoadBytes(path, data, o)
+}
+
+// unwrapPath drops the path from an *os.PathError (the Error adds it).
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// LoadBytes is Load for data already in memory; path names it.
+func LoadBytes(path string, data []byte, o LoadOptions) ([]*Input, error) {
+	kind := o.Kind
+	if kind == KindAuto {
+		kind = Detect(path, data)
+	}
+	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	if path == "-" {
+		base = "stdin"
+	}
+	single := func(in *Input) ([]*Input, error) {
+		if o.Prog != "" && o.Prog != in.Name {
+			return nil, &Error{File: path, Err: fmt.Errorf("--prog %q: a %s input has one program, called %q", o.Prog, kind, in.Name)}
+		}
+		in.Prog.Name = in.Name
+		return []*Input{in}, nil
+	}
+	switch kind {
+	case KindELF:
+		obj, err := elf.LoadReader(bytes.NewReader(data), path, o.ELF)
+		if err != nil {
+			return nil, err // *elf.Error names the file already
+		}
+		progs, err := obj.Select(o.Prog)
+		if err != nil {
+			return nil, err
+		}
+		if len(progs) == 0 {
+			return nil, &Error{File: path, Err: errors.New("object has no programs")}
+		}
+		out := make([]*Input, len(progs))
+		for k, p := range progs {
+			out[k] = &Input{File: path, Kind: kind, Name: p.Name, Section: p.Section, Prog: p.Prog, Object: obj, ElfProg: p}
+		}
+		return out, nil
+	case KindAsm:
+		f, err := asm.Parse(data)
+		if err != nil {
+			return nil, &Error{File: path, Err: err}
+		}
+		if f.Program == nil {
+			return nil, &Error{File: path, Err: errors.New("no program (neither an asm nor a raw section)")}
+		}
+		return single(&Input{File: path, Kind: kind, Name: base, Prog: f.Program, Test: f})
+	default:
+		p, err := ir.DecodeWith(data, ir.DecodeOptions{Xlated: o.FromXlated})
+		if err != nil {
+			return nil, &Error{File: path, Err: err}
+		}
+		return single(&Input{File: path, Kind: KindRaw, Name: base, Prog: p})
+	}
+}
+
+// Detect guesses the format of an input.
+func Detect(path string, data []byte) Kind {
+	if bytes.HasPrefix(data, []byte("\x7fELF")) {
+		return KindELF
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".o", ".elf":
+		return KindELF
+	case ".data", ".asm", ".s":
+		return KindAsm
+	}
+	return KindRaw
+}
+
+// Options control compilation.
+type Options struct {
+	// Target is the machine and kernel the code is for (amd64.Linux618()
+	// by default, i.e. when Target.Name is "").
+	Target amd64.Target
+	// ExecBase is the exec address of each function (see amd64.Compile).
+	ExecBase []uint64
+	// FromXlated: the program is the kernel's xlated copy; only what the
+	// JIT needs is derived.
+	FromXlated bool
+	// Pipeline replaces the default pass pipeline.
+	Pipeline *pipeline.Pipeline
+	// DumpAfter names passes after which the program is dumped ("all").
+	DumpAfter []string
+	// Symbols gives the addresses of map, arena and other symbols.
+	Symbols map[string]uint64
+	// Logger receives per-pass logs and dumps (nop when nil).
+	Logger *zap.Logger
+	// NoBackend stops after the passes.
+	NoBackend bool
+}
+
+// Result is a compiled program.
+type Result struct {
+	Input  *Input
+	Prog   *ir.Program      // the program after the passes
+	Passes *pipeline.Result // per-pass statistics and dumps
+	Image  *amd64.Image     // nil with NoBackend
+	Target amd64.Target
+}
+
+// Compile runs the passes and the backend over one input's program. The
+// input's program is not modified.
+func Compile(in *Input, o Options) (*Result, error) {
+	t := o.Target
+	if t.Name == "" {
+		t = amd64.Linux618()
+	}
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	pl := o.Pipeline
+	if pl == nil {
+		pl = DefaultPipeline(o.FromXlated)
+	}
+	if o.DumpAfter != nil {
+		pl.DumpAfter = o.DumpAfter
+	}
+	p := in.Prog.Clone()
+	ctx := &pipeline.Context{
+		Logger:      log.With(zap.String("file", in.File), zap.String("prog", in.Name)),
+		File:        in.File,
+		FromXlated:  o.FromXlated,
+		Symbols:     o.Symbols,
+		KernVMStart: t.KernVMStart,
+		UserVMStart: t.UserVMStart,
+	}
+	errName := ""
+	if in.Kind == KindELF {
+		errName = in.Name
+	}
+	pres, err := pl.Run(p, ctx)
+	if err != nil {
+		return nil, &Error{File: in.File, Program: errName, Err: err}
+	}
+	res := &Result{Input: in, Prog: p, Passes: pres, Target: t}
+	if o.NoBackend {
+		return res, nil
+	}
+	im, err := amd64.Compile(p, t, o.ExecBase)
+	if err != nil {
+		return nil, &Error{File: in.File, Program: errName, Err: err}
+	}
+	res.Image = im
+	return res, nil
+}

@@ -1,0 +1,139 @@
+package compiler
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/bpfc/bpfc/backend/amd64"
+	"github.com/bpfc/bpfc/ir"
+)
+
+// PrintOptions returns printer hooks that name what an object's relocations
+// refer to: maps and globals by symbol, bpf-to-bpf calls by callee, kfuncs
+// by name.
+func PrintOptions(p *ir.Program) *ir.PrintOptions {
+	return &ir.PrintOptions{
+		CallName: func(p *ir.Program, i int) string {
+			a := p.Aux[i]
+			switch a.SymbolKind {
+			case ir.SymFunc:
+				return fmt.Sprintf("%+d#%s", p.Insns[i].Imm, a.Symbol)
+			case ir.SymKfunc:
+				return a.Symbol
+			}
+			return ""
+		},
+		ImmText: func(p *ir.Program, i int, v uint64) string {
+			a := p.Aux[i]
+			ins := p.Insns[i]
+			off := int32(0)
+			if i+1 < len(p.Insns) {
+				off = p.Insns[i+1].Imm
+			}
+			switch {
+			case a.SymbolKind == ir.SymMap && ins.Src == ir.PseudoMapFD:
+				return fmt.Sprintf("map[%s]", a.Symbol)
+			case a.SymbolKind == ir.SymMap:
+				return fmt.Sprintf("map[%s]+%d", a.Symbol, off)
+			case a.SymbolKind == ir.SymArena:
+				return fmt.Sprintf("arena[%s]+%d", a.Symbol, off)
+			case a.SymbolKind == ir.SymFunc:
+				return fmt.Sprintf("func[%s]", a.Symbol)
+			}
+			return ""
+		},
+	}
+}
+
+// Listing writes the machine code of a compiled program, function by
+// function, with each BPF instruction (and, when the object had line info,
+// its C source line) above the x86 instructions it became. Every x86
+// instruction is decoded with x86asm; one that does not decode, or whose
+// decoding runs past its BPF instruction's bytes, is an error.
+func Listing(w io.Writer, r *Result) error {
+	if r.Image == nil {
+		return fmt.Errorf("no machine code (the backend did not run)")
+	}
+	p := r.Prog
+	po := PrintOptions(p)
+	b := &strings.Builder{}
+	fmt.Fprintf(b, "; %s: %s", r.Input.File, r.Input.Name)
+	if r.Input.Section != "" {
+		fmt.Fprintf(b, " (section %s)", r.Input.Section)
+	}
+	fmt.Fprintf(b, ": %d BPF instructions, %d functions, %d bytes, %d layout passes, target %s\n",
+		p.Len(), len(r.Image.Funcs), len(r.Image.Code()), r.Image.Passes, r.Target.Name)
+	names := map[int]string{}
+	if r.Input.ElfProg != nil {
+		names = r.Input.ElfProg.Funcs
+	}
+	var lastLine *ir.SourceLine
+	for k, f := range r.Image.Funcs {
+		name := names[f.Start]
+		if name == "" {
+			name = fmt.Sprintf("func_%d", f.Start)
+			if k == 0 {
+				name = r.Input.Name
+			}
+		}
+		fmt.Fprintf(b, "\n%s: ; exec %#x, %d bytes, %d extable entries\n", name, f.ExecAddr, len(f.Code), len(f.Extable))
+		n := len(f.Addrs) - 1
+		if n < 0 {
+			return fmt.Errorf("function %s: no address map", name)
+		}
+		if err := listX86(b, f, 0, int(f.Addrs[0]), "prologue"); err != nil {
+			return fmt.Errorf("function %s: %w", name, err)
+		}
+		for j := 0; j < n; j++ {
+			i := f.Start + j
+			if i >= p.Len() {
+				break
+			}
+			if l := p.Aux[i].Line; l != nil && l != lastLine {
+				fmt.Fprintf(b, "; %s:%d: %s\n", filepath.Base(l.File), l.Line, strings.TrimSpace(l.Text))
+				lastLine = l
+			}
+			if j > 0 && p.Insns[i-1].IsLdImm64() {
+				continue // second slot: its code is with the first
+			}
+			fmt.Fprintf(b, "%5d: %s\n", i, p.KernelText(i, po))
+			end := int(f.Addrs[j+1])
+			if p.Insns[i].IsLdImm64() && j+2 <= n {
+				end = int(f.Addrs[j+2])
+			}
+			if err := listX86(b, f, int(f.Addrs[j]), end, fmt.Sprintf("instruction %d", i)); err != nil {
+				return &ir.Error{Index: i, Reason: err.Error()}
+			}
+		}
+		if err := listX86(b, f, int(f.Addrs[n]), len(f.Code), "epilogue"); err != nil {
+			return fmt.Errorf("function %s: %w", name, err)
+		}
+		for _, e := range f.Extable {
+			fmt.Fprintf(b, "  extable: %+v\n", e)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func listX86(b *strings.Builder, f amd64.Func, start, end int, what string) error {
+	if start < 0 || end > len(f.Code) || start > end {
+		return fmt.Errorf("%s: code range [%d, %d) outside the function's %d bytes", what, start, end, len(f.Code))
+	}
+	for pc := start; pc < end; {
+		inst, err := x86asm.Decode(f.Code[pc:end], 64)
+		if err != nil {
+			return fmt.Errorf("%s: x86 code at offset %#x does not decode: %v (% x)", what, pc, err, f.Code[pc:end])
+		}
+		addr := f.ExecAddr + uint64(pc)
+		text := x86asm.IntelSyntax(inst, addr, nil)
+		fmt.Fprintf(b, "    %#06x: %-24s %s\n", pc, hex.EncodeToString(f.Code[pc:pc+inst.Len]), text)
+		pc += inst.Len
+	}
+	return nil
+}
