@@ -33,13 +33,17 @@ var verifierOrder = []string{"fixups", "arena", "zext", "stackdepth", "regusage"
 
 // DefaultPipeline returns the passes Load runs before the backend: the
 // registered verifier passes (fixups, arena, zext, stackdepth, regusage) in
-// the verifier's order, with vm-frame in place of stackdepth/regusage when
-// those are not registered.
+// the verifier's order, with the vm's fallbacks for what is not registered:
+// vm-fixups (division guards, cmpxchg32 zext) first, vm-frame in place of
+// stackdepth/regusage.
 func DefaultPipeline() *pipeline.Pipeline {
 	pl := pipeline.New()
 	have := map[string]bool{}
 	for _, n := range pipeline.Default.Names() {
 		have[n] = true
+	}
+	if !have["fixups"] || !have["zext"] {
+		pl.Append(FixupsPass{Div: !have["fixups"], CmpXchg: !have["zext"]})
 	}
 	for _, n := range verifierOrder {
 		if have[n] {
