@@ -196,13 +196,15 @@ func NewLayout(p *ir.Program, t Target) (l *Layout, err error) {
 	for _, f := range funcs {
 		total += f.Len()
 	}
-	buf := make([]byte, 0, 6*total+64*len(funcs)+64)
+	buf := make([]byte, 0, 8*total+64*len(funcs)+64)
 	for k := range funcs {
 		f, err := buildFunc(p, funcs, k, &l.t, buf[len(buf):])
 		if err != nil {
 			return nil, err
 		}
-		buf = buf[:len(buf)+len(f.code)]
+		if len(f.code) <= cap(buf)-len(buf) { // else it outgrew buf and has its own array
+			buf = buf[:len(buf)+len(f.code)]
+		}
 		if err := f.layout(len(funcs) > 1); err != nil {
 			return nil, err
 		}

@@ -23,7 +23,7 @@ func a32x(op ir.ALUOp, dst, src ir.Register) ir.Instruction {
 	return alu(ir.ClassALU, op, ir.SourceX, dst, src, 0, 0)
 }
 func mov64(dst ir.Register, imm int32) ir.Instruction { return a64k(ir.ALUMov, dst, imm) }
-func movr(dst, src ir.Register) ir.Instruction      { return a64x(ir.ALUMov, dst, src) }
+func movr(dst, src ir.Register) ir.Instruction        { return a64x(ir.ALUMov, dst, src) }
 func ldx(sz ir.Size, dst, src ir.Register, off int16) ir.Instruction {
 	return ir.Instruction{Op: uint8(ir.ClassLDX) | uint8(sz) | uint8(ir.ModeMEM), Dst: dst, Src: src, Off: off}
 }
@@ -158,5 +158,8 @@ func goldenPrograms() []goldenProgram {
 	add("passes6", "a chain of 3 overlapping jumps: 6 layout passes", chain("passes6", 3))
 	add("passes9", "a chain of 6 overlapping jumps: 9 layout passes", chain("passes9", 6))
 	add("padding", "a chain of 16 overlapping jumps: padding from pass 15", chain("padding", 16))
+	for _, g := range formPrograms() {
+		gps = append(gps, g)
+	}
 	return gps
 }
