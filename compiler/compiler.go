@@ -207,6 +207,10 @@ type Options struct {
 	// by default, i.e. when Target.Name is "").
 	Target amd64.Target
 	// ExecBase is the exec address of each function (see amd64.Compile).
+	// Empty: the first function at the target's PseudoFuncAddr (for
+	// linux-6.18 the start of the module area, where the kernel puts BPF
+	// code, so that calls of kernel helpers are in rel32 range), the others
+	// packed after it.
 	ExecBase []uint64
 	// FromXlated: the program is the kernel's xlated copy; only what the
 	// JIT needs is derived.
@@ -271,7 +275,11 @@ func Compile(in *Input, o Options) (*Result, error) {
 	if o.NoBackend {
 		return res, nil
 	}
-	im, err := amd64.Compile(p, t, o.ExecBase)
+	base := o.ExecBase
+	if len(base) == 0 && t.PseudoFuncAddr != 0 {
+		base = []uint64{t.PseudoFuncAddr}
+	}
+	im, err := amd64.Compile(p, t, base)
 	if err != nil {
 		return nil, &Error{File: in.File, Program: errName, Err: err}
 	}

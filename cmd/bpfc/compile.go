@@ -99,7 +99,7 @@ renamed over FILE only when everything succeeded.`,
 	fl.StringVarP(&f.output, "output", "o", "", "write the output to FILE (atomically) instead of standard output")
 	fl.StringSliceVar(&f.dumpAfter, "dump-after", nil, "dump the program after the named passes (comma-separated, or all) to stderr")
 	fl.StringVar(&f.target, "target", "linux-6.18", "target: linux-6.18 (this machine's kernel) or host (in-process execution)")
-	fl.StringVar(&f.execBase, "exec-base", "", "exec address of each function, comma-separated (default 0, then packed)")
+	fl.StringVar(&f.execBase, "exec-base", "", "exec address of each function, comma-separated (default: the target's module area, 0xffffffffa0000000 for linux-6.18, then packed)")
 	fl.StringVar(&f.callBase, "call-base", "", "address of __bpf_call_base (default: the target's)")
 	fl.StringVar(&f.kernVMStart, "kern-vm-start", "", "arena kernel base address (r12)")
 	fl.StringVar(&f.userVMStart, "user-vm-start", "", "arena user base address")
