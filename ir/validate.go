@@ -253,7 +253,9 @@ func (v validator) jump(ins Instruction) error {
 		}
 		switch ins.Src {
 		case CallHelper, CallLocal:
-			if ins.Off != 0 {
+			// The kernel's xlated dump keeps the callee's relative
+			// offset in off of a bpf-to-bpf call.
+			if ins.Off != 0 && !(v.opts.Xlated && ins.Src == CallLocal) {
 				return reserved("off")
 			}
 		case CallKfunc:

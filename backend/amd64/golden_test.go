@@ -30,7 +30,11 @@ func TestCapture(t *testing.T) {
 		t.Skip(why)
 	}
 	for _, gp := range goldenPrograms() {
-		spec := &kernel.Spec{Name: gp.name, Type: kernel.Syscall, Program: gp.prog, Maps: gp.maps}
+		typ := kernel.Syscall
+		if gp.typ != 0 {
+			typ = gp.typ
+		}
+		spec := &kernel.Spec{Name: gp.name, Type: typ, Program: gp.prog, Maps: gp.maps}
 		c, err := kernel.CaptureSpec(spec, gp.note)
 		if err != nil {
 			t.Errorf("%s: %v", gp.name, err)

@@ -66,6 +66,7 @@ type goldenProgram struct {
 	note string
 	prog *ir.Program
 	maps []kernel.MapDef
+	typ  kernel.ProgType // 0: syscall
 }
 
 func prog(name string, parts ...any) *ir.Program {
@@ -158,8 +159,7 @@ func goldenPrograms() []goldenProgram {
 	add("passes6", "a chain of 3 overlapping jumps: 6 layout passes", chain("passes6", 3))
 	add("passes9", "a chain of 6 overlapping jumps: 9 layout passes", chain("passes9", 6))
 	add("padding", "a chain of 16 overlapping jumps: padding from pass 15", chain("padding", 16))
-	for _, g := range formPrograms() {
-		gps = append(gps, g)
-	}
+	gps = append(gps, formPrograms()...)
+	gps = append(gps, multiPrograms()...)
 	return gps
 }

@@ -105,9 +105,9 @@ func Linux618() Target {
 		VsyscallAddr:       0xffffffffff600000,
 		TaskSizeMax:        (1 << 47) - 4096,
 		PageSize:           4096,
-		ArrayMaxEntriesOff: 0x24,
-		ArrayPtrsOff:       0x150,
-		ProgBPFFuncOff:     0x30,
+		ArrayMaxEntriesOff: 0x4c,
+		ArrayPtrsOff:       0x138,
+		ProgBPFFuncOff:     0x48,
 		MaxTailCallCnt:     33,
 	}
 	if f, err := os.Open("/proc/kallsyms"); err == nil {
