@@ -42,23 +42,27 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 	}
 	r[10] = sb + stackSize
 
-	prog := p
-	code := p.code
+	m.prog = p
+	m.ro = ro
+	m.depth = 0
+	m.mayGoto = MayGotoLoops
+	m.done, m.chunk = 0, 0
+	// base points at the current program's pre-decoded code; pc is always
+	// a valid slot (Prepare checked every jump and call target and that
+	// control cannot run off the end).
+	base := unsafe.Pointer(&p.code[0])
 	pc := 0
-	depth := 0
-	mayGoto := uint64(MayGotoLoops)
-	var steps uint64
-	limit := m.nextLimit(0, ro)
+	left := uint64(0) // instructions until the next budget/context check
 
 	for {
-		if steps >= limit {
-			if err := m.tick(steps, ro, prog, pc); err != nil {
-				return m.result(r[0], steps), err
+		if left == 0 {
+			var err error
+			if left, err = m.tick(pc); err != nil {
+				return m.result(r[0], left), err
 			}
-			limit = m.nextLimit(steps, ro)
 		}
-		in := &code[pc]
-		steps++
+		left--
+		in := (*insn)(unsafe.Add(base, uintptr(pc)*unsafe.Sizeof(insn{})))
 		pc++
 		switch in.op {
 		// ALU64, immediate (k is imm sign-extended to 64 bits).
@@ -89,7 +93,7 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 		case 0xc7: // dst s>>= imm & 63
 			r[in.dst&15] = uint64(int64(r[in.dst&15]) >> (in.k & 63))
 		case 0xd7: // bswap16/32/64 dst
-			r[in.dst&15] = bswap(r[in.dst&15], in.imm)
+			r[in.dst&15] = bswap(r[in.dst&15], int32(in.k))
 
 		// ALU64, register.
 		case 0x0f:
@@ -151,9 +155,9 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 		case 0xc4:
 			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) >> (in.k & 31)))
 		case 0xd4: // le16/32/64: truncate
-			r[in.dst&15] = toLE(r[in.dst&15], in.imm)
+			r[in.dst&15] = toLE(r[in.dst&15], int32(in.k))
 		case 0xdc: // be16/32/64: byte swap
-			r[in.dst&15] = bswap(r[in.dst&15], in.imm)
+			r[in.dst&15] = bswap(r[in.dst&15], int32(in.k))
 
 		// ALU (32-bit), register.
 		case 0x0c:
@@ -183,186 +187,188 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 		case opMovsx32: // dst = (u32)(s8/s16) src
 			r[in.dst&15] = uint64(uint32(sext(r[in.src&15], in.off)))
 
-		// JMP: in.imm is the absolute target.
-		case 0x05:
-			pc = int(in.imm)
+		// JMP: off is relative to the next slot.
+		case 0x05: // ja
+			pc += int(in.off)
+		case 0x06: // gotol: k is the 32-bit offset
+			pc += int(int64(in.k))
 		case 0x15:
 			if r[in.dst&15] == in.k {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x1d:
 			if r[in.dst&15] == r[in.src&15] {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x25:
 			if r[in.dst&15] > in.k {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x2d:
 			if r[in.dst&15] > r[in.src&15] {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x35:
 			if r[in.dst&15] >= in.k {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x3d:
 			if r[in.dst&15] >= r[in.src&15] {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x45:
 			if r[in.dst&15]&in.k != 0 {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x4d:
 			if r[in.dst&15]&r[in.src&15] != 0 {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x55:
 			if r[in.dst&15] != in.k {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x5d:
 			if r[in.dst&15] != r[in.src&15] {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x65:
 			if int64(r[in.dst&15]) > int64(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x6d:
 			if int64(r[in.dst&15]) > int64(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x75:
 			if int64(r[in.dst&15]) >= int64(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x7d:
 			if int64(r[in.dst&15]) >= int64(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xa5:
 			if r[in.dst&15] < in.k {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xad:
 			if r[in.dst&15] < r[in.src&15] {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xb5:
 			if r[in.dst&15] <= in.k {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xbd:
 			if r[in.dst&15] <= r[in.src&15] {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xc5:
 			if int64(r[in.dst&15]) < int64(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xcd:
 			if int64(r[in.dst&15]) < int64(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xd5:
 			if int64(r[in.dst&15]) <= int64(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xdd:
 			if int64(r[in.dst&15]) <= int64(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 
 		// JMP32: compare the low halves (k holds uint32(imm)).
 		case 0x16:
 			if uint32(r[in.dst&15]) == uint32(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x1e:
 			if uint32(r[in.dst&15]) == uint32(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x26:
 			if uint32(r[in.dst&15]) > uint32(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x2e:
 			if uint32(r[in.dst&15]) > uint32(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x36:
 			if uint32(r[in.dst&15]) >= uint32(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x3e:
 			if uint32(r[in.dst&15]) >= uint32(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x46:
 			if uint32(r[in.dst&15])&uint32(in.k) != 0 {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x4e:
 			if uint32(r[in.dst&15])&uint32(r[in.src&15]) != 0 {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x56:
 			if uint32(r[in.dst&15]) != uint32(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x5e:
 			if uint32(r[in.dst&15]) != uint32(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x66:
 			if int32(r[in.dst&15]) > int32(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x6e:
 			if int32(r[in.dst&15]) > int32(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x76:
 			if int32(r[in.dst&15]) >= int32(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0x7e:
 			if int32(r[in.dst&15]) >= int32(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xa6:
 			if uint32(r[in.dst&15]) < uint32(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xae:
 			if uint32(r[in.dst&15]) < uint32(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xb6:
 			if uint32(r[in.dst&15]) <= uint32(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xbe:
 			if uint32(r[in.dst&15]) <= uint32(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xc6:
 			if int32(r[in.dst&15]) < int32(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xce:
 			if int32(r[in.dst&15]) < int32(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xd6:
 			if int32(r[in.dst&15]) <= int32(in.k) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 		case 0xde:
 			if int32(r[in.dst&15]) <= int32(r[in.src&15]) {
-				pc = int(in.imm)
+				pc += int(in.off)
 			}
 
 		case 0x18: // ld_imm64 (pseudo forms resolved by Prepare)
@@ -377,9 +383,9 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 			} else if d := a - mb; d < ms && ms-d >= 4 {
 				r[in.dst&15] = uint64(*(*uint32)(unsafe.Add(mp, d)))
 			} else {
-				v, err := m.load(a, 4, false, prog, pc-1, in)
+				v, err := m.load(a, 4, false, m.prog, pc-1, in)
 				if err != nil {
-					return m.result(r[0], steps), err
+					return m.result(r[0], left), err
 				}
 				r[in.dst&15] = v
 			}
@@ -390,9 +396,9 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 			} else if d := a - mb; d < ms && ms-d >= 2 {
 				r[in.dst&15] = uint64(*(*uint16)(unsafe.Add(mp, d)))
 			} else {
-				v, err := m.load(a, 2, false, prog, pc-1, in)
+				v, err := m.load(a, 2, false, m.prog, pc-1, in)
 				if err != nil {
-					return m.result(r[0], steps), err
+					return m.result(r[0], left), err
 				}
 				r[in.dst&15] = v
 			}
@@ -403,9 +409,9 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 			} else if d := a - mb; d < ms && ms-d >= 1 {
 				r[in.dst&15] = uint64(*(*uint8)(unsafe.Add(mp, d)))
 			} else {
-				v, err := m.load(a, 1, false, prog, pc-1, in)
+				v, err := m.load(a, 1, false, m.prog, pc-1, in)
 				if err != nil {
-					return m.result(r[0], steps), err
+					return m.result(r[0], left), err
 				}
 				r[in.dst&15] = v
 			}
@@ -416,9 +422,9 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 			} else if d := a - mb; d < ms && ms-d >= 8 {
 				r[in.dst&15] = uint64(*(*uint64)(unsafe.Add(mp, d)))
 			} else {
-				v, err := m.load(a, 8, false, prog, pc-1, in)
+				v, err := m.load(a, 8, false, m.prog, pc-1, in)
 				if err != nil {
-					return m.result(r[0], steps), err
+					return m.result(r[0], left), err
 				}
 				r[in.dst&15] = v
 			}
@@ -429,9 +435,9 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 			} else if d := a - mb; d < ms && ms-d >= 4 {
 				r[in.dst&15] = uint64(int64(*(*int32)(unsafe.Add(mp, d))))
 			} else {
-				v, err := m.load(a, 4, false, prog, pc-1, in)
+				v, err := m.load(a, 4, false, m.prog, pc-1, in)
 				if err != nil {
-					return m.result(r[0], steps), err
+					return m.result(r[0], left), err
 				}
 				r[in.dst&15] = uint64(int64(int32(v)))
 			}
@@ -442,9 +448,9 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 			} else if d := a - mb; d < ms && ms-d >= 2 {
 				r[in.dst&15] = uint64(int64(*(*int16)(unsafe.Add(mp, d))))
 			} else {
-				v, err := m.load(a, 2, false, prog, pc-1, in)
+				v, err := m.load(a, 2, false, m.prog, pc-1, in)
 				if err != nil {
-					return m.result(r[0], steps), err
+					return m.result(r[0], left), err
 				}
 				r[in.dst&15] = uint64(int64(int16(v)))
 			}
@@ -455,9 +461,9 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 			} else if d := a - mb; d < ms && ms-d >= 1 {
 				r[in.dst&15] = uint64(int64(*(*int8)(unsafe.Add(mp, d))))
 			} else {
-				v, err := m.load(a, 1, false, prog, pc-1, in)
+				v, err := m.load(a, 1, false, m.prog, pc-1, in)
 				if err != nil {
-					return m.result(r[0], steps), err
+					return m.result(r[0], left), err
 				}
 				r[in.dst&15] = uint64(int64(int8(v)))
 			}
@@ -467,8 +473,8 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 				*(*uint32)(unsafe.Add(sp, d)) = uint32(r[in.src&15])
 			} else if d := a - mb; d < ms && ms-d >= 4 {
 				*(*uint32)(unsafe.Add(mp, d)) = uint32(r[in.src&15])
-			} else if err := m.store(a, 4, r[in.src&15], prog, pc-1, in); err != nil {
-				return m.result(r[0], steps), err
+			} else if err := m.store(a, 4, r[in.src&15], m.prog, pc-1, in); err != nil {
+				return m.result(r[0], left), err
 			}
 		case 0x62: // stw *(uint32 *)(dst + off) = imm
 			a := r[in.dst&15] + uint64(int64(in.off))
@@ -476,8 +482,8 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 				*(*uint32)(unsafe.Add(sp, d)) = uint32(in.k)
 			} else if d := a - mb; d < ms && ms-d >= 4 {
 				*(*uint32)(unsafe.Add(mp, d)) = uint32(in.k)
-			} else if err := m.store(a, 4, in.k, prog, pc-1, in); err != nil {
-				return m.result(r[0], steps), err
+			} else if err := m.store(a, 4, in.k, m.prog, pc-1, in); err != nil {
+				return m.result(r[0], left), err
 			}
 		case 0x6b: // stxh *(uint16 *)(dst + off) = src
 			a := r[in.dst&15] + uint64(int64(in.off))
@@ -485,8 +491,8 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 				*(*uint16)(unsafe.Add(sp, d)) = uint16(r[in.src&15])
 			} else if d := a - mb; d < ms && ms-d >= 2 {
 				*(*uint16)(unsafe.Add(mp, d)) = uint16(r[in.src&15])
-			} else if err := m.store(a, 2, r[in.src&15], prog, pc-1, in); err != nil {
-				return m.result(r[0], steps), err
+			} else if err := m.store(a, 2, r[in.src&15], m.prog, pc-1, in); err != nil {
+				return m.result(r[0], left), err
 			}
 		case 0x6a: // sth *(uint16 *)(dst + off) = imm
 			a := r[in.dst&15] + uint64(int64(in.off))
@@ -494,8 +500,8 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 				*(*uint16)(unsafe.Add(sp, d)) = uint16(in.k)
 			} else if d := a - mb; d < ms && ms-d >= 2 {
 				*(*uint16)(unsafe.Add(mp, d)) = uint16(in.k)
-			} else if err := m.store(a, 2, in.k, prog, pc-1, in); err != nil {
-				return m.result(r[0], steps), err
+			} else if err := m.store(a, 2, in.k, m.prog, pc-1, in); err != nil {
+				return m.result(r[0], left), err
 			}
 		case 0x73: // stxb *(uint8 *)(dst + off) = src
 			a := r[in.dst&15] + uint64(int64(in.off))
@@ -503,8 +509,8 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 				*(*uint8)(unsafe.Add(sp, d)) = uint8(r[in.src&15])
 			} else if d := a - mb; d < ms && ms-d >= 1 {
 				*(*uint8)(unsafe.Add(mp, d)) = uint8(r[in.src&15])
-			} else if err := m.store(a, 1, r[in.src&15], prog, pc-1, in); err != nil {
-				return m.result(r[0], steps), err
+			} else if err := m.store(a, 1, r[in.src&15], m.prog, pc-1, in); err != nil {
+				return m.result(r[0], left), err
 			}
 		case 0x72: // stb *(uint8 *)(dst + off) = imm
 			a := r[in.dst&15] + uint64(int64(in.off))
@@ -512,8 +518,8 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 				*(*uint8)(unsafe.Add(sp, d)) = uint8(in.k)
 			} else if d := a - mb; d < ms && ms-d >= 1 {
 				*(*uint8)(unsafe.Add(mp, d)) = uint8(in.k)
-			} else if err := m.store(a, 1, in.k, prog, pc-1, in); err != nil {
-				return m.result(r[0], steps), err
+			} else if err := m.store(a, 1, in.k, m.prog, pc-1, in); err != nil {
+				return m.result(r[0], left), err
 			}
 		case 0x7b: // stxdw *(uint64 *)(dst + off) = src
 			a := r[in.dst&15] + uint64(int64(in.off))
@@ -521,8 +527,8 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 				*(*uint64)(unsafe.Add(sp, d)) = uint64(r[in.src&15])
 			} else if d := a - mb; d < ms && ms-d >= 8 {
 				*(*uint64)(unsafe.Add(mp, d)) = uint64(r[in.src&15])
-			} else if err := m.store(a, 8, r[in.src&15], prog, pc-1, in); err != nil {
-				return m.result(r[0], steps), err
+			} else if err := m.store(a, 8, r[in.src&15], m.prog, pc-1, in); err != nil {
+				return m.result(r[0], left), err
 			}
 		case 0x7a: // stdw *(uint64 *)(dst + off) = imm
 			a := r[in.dst&15] + uint64(int64(in.off))
@@ -530,16 +536,16 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 				*(*uint64)(unsafe.Add(sp, d)) = uint64(in.k)
 			} else if d := a - mb; d < ms && ms-d >= 8 {
 				*(*uint64)(unsafe.Add(mp, d)) = uint64(in.k)
-			} else if err := m.store(a, 8, in.k, prog, pc-1, in); err != nil {
-				return m.result(r[0], steps), err
+			} else if err := m.store(a, 8, in.k, m.prog, pc-1, in); err != nil {
+				return m.result(r[0], left), err
 			}
 
 		// Kernel-internal and rarer memory forms.
 		case 0x21, 0x29, 0x31, 0x39, 0x41, 0x49, 0x51: // PROBE_MEM(SX) load: a fault reads 0
 			n := sizeBytes(in.op)
-			v, err := m.load(r[in.src&15]+uint64(int64(in.off)), n, true, prog, pc-1, in)
+			v, err := m.load(r[in.src&15]+uint64(int64(in.off)), n, true, m.prog, pc-1, in)
 			if err != nil {
-				return m.result(r[0], steps), err
+				return m.result(r[0], left), err
 			}
 			if in.op&0xe0 == 0x40 {
 				v = sextN(v, n)
@@ -547,30 +553,30 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 			r[in.dst&15] = v
 		case 0xa1, 0xa9, 0xb1, 0xb9, 0xc1, 0xc9, 0xd1: // PROBE_MEM32(SX) load [src + kern_vm_start + off]
 			n := sizeBytes(in.op)
-			v, err := m.arenaLoad(r[in.src&15], in.off, n, prog, pc-1)
+			v, err := m.arenaLoad(r[in.src&15], in.off, n, m.prog, pc-1)
 			if err != nil {
-				return m.result(r[0], steps), err
+				return m.result(r[0], left), err
 			}
 			if in.op&0xe0 == 0xc0 {
 				v = sextN(v, n)
 			}
 			r[in.dst&15] = v
 		case 0xa3, 0xab, 0xb3, 0xbb: // PROBE_MEM32 stx
-			if err := m.arenaStore(r[in.dst&15], in.off, sizeBytes(in.op), r[in.src&15], prog, pc-1); err != nil {
-				return m.result(r[0], steps), err
+			if err := m.arenaStore(r[in.dst&15], in.off, sizeBytes(in.op), r[in.src&15], m.prog, pc-1); err != nil {
+				return m.result(r[0], left), err
 			}
 		case 0xa2, 0xaa, 0xb2, 0xba: // PROBE_MEM32 st
-			if err := m.arenaStore(r[in.dst&15], in.off, sizeBytes(in.op), in.k, prog, pc-1); err != nil {
-				return m.result(r[0], steps), err
+			if err := m.arenaStore(r[in.dst&15], in.off, sizeBytes(in.op), in.k, m.prog, pc-1); err != nil {
+				return m.result(r[0], left), err
 			}
 		case 0xc3, 0xcb, 0xd3, 0xdb, 0xe3, 0xeb, 0xf3, 0xfb: // atomics, PROBE_ATOMIC
-			if err := m.atomic(&r, in, prog, pc-1); err != nil {
-				return m.result(r[0], steps), err
+			if err := m.atomic(&r, in, m.prog, pc-1); err != nil {
+				return m.result(r[0], left), err
 			}
 		case 0x20, 0x28, 0x30, 0x40, 0x48, 0x50: // legacy LD_ABS / LD_IND
 			v, ok := m.ldPacket(in, r[in.src&15])
 			if !ok {
-				return m.result(0, steps), nil // out of bounds: the program returns 0
+				return m.result(0, left), nil // out of bounds: the program returns 0
 			}
 			r[0] = v
 		case opNop:
@@ -578,123 +584,126 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 		// Calls and exits.
 		case opCallFn:
 			m.hctx.Reset()
-			r[0] = prog.fns[in.imm](&m.hctx, r[1], r[2], r[3], r[4], r[5])
+			r[0] = m.prog.fns[in.k](&m.hctx, r[1], r[2], r[3], r[4], r[5])
 			if m.hctx.Interrupted() {
 				if err := m.hctx.Err(); err != nil {
-					return m.result(r[0], steps), m.errAt(prog, pc-1, err, "%s failed: %v", prog.fnNames[in.imm], err)
+					return m.result(r[0], left), m.errAt(m.prog, pc-1, err, "%s failed: %v", m.prog.fnNames[in.k], err)
 				}
 				ret, _ := m.hctx.Stopped()
-				res := m.result(ret, steps)
+				res := m.result(ret, left)
 				res.Stopped = true
 				return res, nil
 			}
 		case opCallLocal:
-			if depth+1 >= MaxCallDepth {
-				return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "call depth exceeds %d frames", MaxCallDepth)
+			if m.depth+1 >= MaxCallDepth {
+				return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "call depth exceeds %d frames", MaxCallDepth)
 			}
-			f := &m.frames[depth]
-			f.prog, f.ret, f.mayGoto = prog, pc, mayGoto
+			f := &m.frames[m.depth]
+			f.prog, f.ret, f.mayGoto = m.prog, pc, m.mayGoto
 			f.saved = [5]uint64{r[6], r[7], r[8], r[9], r[10]}
-			depth++
+			m.depth++
 			r[10] -= StackSize
-			mayGoto = MayGotoLoops
-			pc = int(in.imm)
+			m.mayGoto = MayGotoLoops
+			pc = int(in.k)
 		case 0x8d: // callx: a function reference or a helper id
 			v := r[in.dst&15]
 			if v&^0xffffffff == FuncTag {
 				t := int(uint32(v))
-				if t >= len(code) {
-					return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "callx to slot %d outside the program", t)
+				if t >= len(m.prog.code) {
+					return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "callx to slot %d outside the program", t)
 				}
-				if depth+1 >= MaxCallDepth {
-					return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "call depth exceeds %d frames", MaxCallDepth)
+				if m.depth+1 >= MaxCallDepth {
+					return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "call depth exceeds %d frames", MaxCallDepth)
 				}
-				f := &m.frames[depth]
-				f.prog, f.ret, f.mayGoto = prog, pc, mayGoto
+				f := &m.frames[m.depth]
+				f.prog, f.ret, f.mayGoto = m.prog, pc, m.mayGoto
 				f.saved = [5]uint64{r[6], r[7], r[8], r[9], r[10]}
-				depth++
+				m.depth++
 				r[10] -= StackSize
-				mayGoto = MayGotoLoops
+				m.mayGoto = MayGotoLoops
 				pc = t
 				break
 			}
-			fn := prog.opts.Helpers.Func(int32(v))
+			fn := m.prog.opts.Helpers.Func(int32(v))
 			if fn == nil || v > math.MaxInt32 {
-				return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "callx of %#x: no such helper", v)
+				return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "callx of %#x: no such helper", v)
 			}
 			m.hctx.Reset()
 			r[0] = fn(&m.hctx, r[1], r[2], r[3], r[4], r[5])
 			if m.hctx.Interrupted() {
 				if err := m.hctx.Err(); err != nil {
-					return m.result(r[0], steps), m.errAt(prog, pc-1, err, "helper %d failed: %v", v, err)
+					return m.result(r[0], left), m.errAt(m.prog, pc-1, err, "helper %d failed: %v", v, err)
 				}
 				ret, _ := m.hctx.Stopped()
-				res := m.result(ret, steps)
+				res := m.result(ret, left)
 				res.Stopped = true
 				return res, nil
 			}
 		case opTailCall: // bpf_tail_call(ctx, prog_array, index)
 			idx := uint32(r[3])
-			tc := prog.opts.TailCalls
+			tc := m.prog.opts.TailCalls
 			if m.tailCalls < MaxTailCalls && uint64(idx) < uint64(len(tc)) && tc[idx] != nil {
 				m.tailCalls++
-				prog = tc[idx]
-				code = prog.code
+				m.prog = tc[idx]
+				base = unsafe.Pointer(&m.prog.code[0])
 				pc = 0
 			}
 		case 0x95: // exit
-			if depth == 0 {
-				return m.result(r[0], steps), nil
+			if m.depth == 0 {
+				return m.result(r[0], left), nil
 			}
-			depth--
-			f := &m.frames[depth]
-			prog, pc, mayGoto = f.prog, f.ret, f.mayGoto
-			code = prog.code
+			m.depth--
+			f := &m.frames[m.depth]
+			m.prog, pc, m.mayGoto = f.prog, f.ret, f.mayGoto
+			base = unsafe.Pointer(&m.prog.code[0])
 			r[6], r[7], r[8], r[9], r[10] = f.saved[0], f.saved[1], f.saved[2], f.saved[3], f.saved[4]
 			f.prog = nil
 		case 0xe5: // may_goto: taken when the frame's loop budget is used up
-			if mayGoto == 0 {
-				pc = int(in.imm)
+			if m.mayGoto == 0 {
+				pc += int(in.off)
 			} else {
-				mayGoto--
+				m.mayGoto--
 			}
 		case opGotox:
-			return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "gotox (indirect jump) is not supported")
+			return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "gotox (indirect jump) is not supported")
 		default:
-			return m.result(r[0], steps), m.errAt(prog, pc-1, nil, "unsupported opcode %#02x", in.op)
+			return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "unsupported opcode %#02x", in.op)
 		}
 	}
 }
 
-func (m *machine) result(r0, steps uint64) Result { return Result{R0: r0, Insns: steps} }
+// result builds the Result; left is the local countdown of run.
+func (m *machine) result(r0, left uint64) Result {
+	return Result{R0: r0, Insns: m.done + m.chunk - left}
+}
 
 func (m *machine) errAt(p *Program, pc int, cause error, format string, args ...any) error {
 	return &Error{Program: p.name, Index: pc, Reason: fmt.Sprintf(format, args...), Err: cause}
 }
 
-// nextLimit returns the step count at which tick must run next.
-func (m *machine) nextLimit(steps uint64, ro *RunOptions) uint64 {
-	limit := uint64(math.MaxUint64)
-	if ro.Context != nil && ro.Context.Done() != nil {
-		limit = steps + 1<<16
-	}
-	if ro.Budget != 0 && ro.Budget < limit {
-		limit = ro.Budget
-	}
-	return limit
-}
-
-// tick checks the budget and the context.
-func (m *machine) tick(steps uint64, ro *RunOptions, p *Program, pc int) error {
-	if ro.Budget != 0 && steps >= ro.Budget {
-		return m.errAt(p, pc, ErrBudget, "%v after %d instructions", ErrBudget, steps)
+// tick runs when the countdown of the current chunk reaches zero: it checks
+// the budget and the context and returns the next chunk's length.
+func (m *machine) tick(pc int) (uint64, error) {
+	ro := m.ro
+	m.done += m.chunk
+	m.chunk = 0
+	if ro.Budget != 0 && m.done >= ro.Budget {
+		return 0, m.errAt(m.prog, pc, ErrBudget, "%v after %d instructions", ErrBudget, m.done)
 	}
 	if ro.Context != nil {
 		if err := ro.Context.Err(); err != nil {
-			return m.errAt(p, pc, err, "stopped after %d instructions: %v", steps, context.Cause(ro.Context))
+			return 0, m.errAt(m.prog, pc, err, "stopped after %d instructions: %v", m.done, context.Cause(ro.Context))
 		}
 	}
-	return nil
+	chunk := uint64(math.MaxUint64)
+	if ro.Context != nil && ro.Context.Done() != nil {
+		chunk = 1 << 16
+	}
+	if ro.Budget != 0 && ro.Budget-m.done < chunk {
+		chunk = ro.Budget - m.done
+	}
+	m.chunk = chunk
+	return chunk, nil
 }
 
 func div64(a, b uint64, signed bool) uint64 {

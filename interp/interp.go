@@ -106,7 +106,7 @@ type Program struct {
 	name     string
 	src      *ir.Program
 	code     []insn
-	fns      []helpers.Func // call targets referenced by insn.imm of opCallFn
+	fns      []helpers.Func // call targets referenced by insn.k of opCallFn
 	fnNames  []string
 	opts     Options
 	layout   arena.Layout
@@ -164,7 +164,7 @@ type Result struct {
 // class, so these reuse encodings the validator never lets through).
 const (
 	opCallFn    = 0x8f // helper or kfunc: fns[imm]
-	opCallLocal = 0x9d // bpf-to-bpf call, target in imm
+	opCallLocal = 0x9d // bpf-to-bpf call, absolute target in k
 	opTailCall  = 0xf5 // tail call (helper 12 or kernel-internal)
 	opLdImm64   = 0x18
 	opCastUser  = 0xe7 // addr_space_cast to user
@@ -175,10 +175,11 @@ const (
 	opNop       = 0xff // nospec, second half of ld_imm64 (never reached)
 )
 
-// insn is a pre-decoded instruction. For ALU/JMP K forms k is the
-// immediate, sign-extended to 64 bits (zero-extended from 32 bits for
-// unsigned 32-bit ALU ops where that matters). For jumps imm is the absolute
-// target slot.
+// insn is a pre-decoded instruction of 16 bytes. k is the immediate
+// sign-extended to 64 bits (ALU/JMP K operands, store values, byte-swap
+// widths, atomic operations, gotol offsets), the 64-bit constant of a
+// ld_imm64, the absolute target slot of a bpf-to-bpf call, or the index of a
+// helper in Program.fns. Jumps use off relative to the next slot, as BPF.
 type insn struct {
 	op  uint8
 	dst uint8
@@ -186,7 +187,6 @@ type insn struct {
 	_   uint8
 	off int16
 	_   int16
-	imm int32
 	k   uint64
 }
 
@@ -227,7 +227,7 @@ func Prepare(p *ir.Program, opts Options) (*Program, error) {
 	hasProbe32, hasCast := false, false
 	for i := 0; i < len(p.Insns); i++ {
 		in := p.Insns[i]
-		d := insn{op: in.Op, dst: uint8(in.Dst), src: uint8(in.Src), off: in.Off, imm: in.Imm, k: uint64(int64(in.Imm))}
+		d := insn{op: in.Op, dst: uint8(in.Dst), src: uint8(in.Src), off: in.Off, k: uint64(int64(in.Imm))}
 		cls := in.Class()
 		switch {
 		case in.Op == ir.OpLdImm64:
@@ -243,8 +243,6 @@ func Prepare(p *ir.Program, opts Options) (*Program, error) {
 			q.code[i] = d
 			i++
 			continue
-		case cls == ir.ClassALU && (in.ALUOp() == ir.ALUDiv || in.ALUOp() == ir.ALUMod) && in.Off == 0:
-			d.k = uint64(uint32(in.Imm))
 		case in.IsAddrSpaceCast():
 			hasCast = true
 			if in.Imm == ir.CastToUser {
@@ -261,33 +259,26 @@ func Prepare(p *ir.Program, opts Options) (*Program, error) {
 		case cls == ir.ClassALU && in.ALUOp() == ir.ALUMov && in.Source() == ir.SourceX && in.Off != 0:
 			d.op = opMovsx32
 		case cls.IsJump() && in.IsJumpWithOffset():
-			d.imm = int32(p.Target(i))
-			if cls == ir.ClassJMP32 {
-				d.k = uint64(uint32(in.Imm))
-			}
-			if in.Op == ir.OpGotoL {
-				d.op = ir.OpJA
-			}
+			// off (or k for gotol) is already relative to the next slot.
 		case in.Op == ir.OpTailCall || (in.IsHelperCall() && in.Imm == ir.HelperTailCall):
 			d.op = opTailCall
 		case in.IsPseudoCall():
 			d.op = opCallLocal
-			d.imm = int32(p.Target(i))
+			d.k = uint64(p.Target(i))
 		case in.IsHelperCall():
 			h, ok := opts.Helpers.Helper(in.Imm)
 			if !ok {
 				return nil, errAt(i, "unknown helper %d", in.Imm)
 			}
 			d.op = opCallFn
-			d.imm = addFn(fmt.Sprintf("helper %d", in.Imm), h.Fn)
-			d.k = uint64(in.Imm)
+			d.k = uint64(addFn(fmt.Sprintf("helper %d", in.Imm), h.Fn))
 		case in.IsKfuncCall():
 			h, err := opts.Helpers.ResolveKfunc(p.Aux[i].Symbol, in.Imm)
 			if err != nil {
 				return nil, errAt(i, "%v", err)
 			}
 			d.op = opCallFn
-			d.imm = addFn("kfunc "+h.Name, h.Fn)
+			d.k = uint64(addFn("kfunc "+h.Name, h.Fn))
 		case in.IsCallX():
 			d.dst = uint8(in.Dst) | uint8(in.Imm)
 		case in.Op == ir.OpNospec:
@@ -360,6 +351,7 @@ func (p *Program) Run(ro RunOptions) (res Result, err error) {
 		m.release()
 		machines.Put(m)
 	}()
-	m.setup(p, &ro)
-	return m.run(p, &ro)
+	m.runOpts = ro
+	m.setup(p, &m.runOpts)
+	return m.run(p, &m.runOpts)
 }

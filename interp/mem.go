@@ -29,6 +29,14 @@ type machine struct {
 	arenaOps  bool
 	packet    []byte
 	tailCalls int
+
+	// run state that the hot loop keeps out of registers
+	prog        *Program
+	ro          *RunOptions
+	runOpts     RunOptions
+	depth       int
+	mayGoto     uint64
+	done, chunk uint64 // instructions before the current chunk, its length
 }
 
 func (m *machine) setup(p *Program, ro *RunOptions) {
@@ -68,7 +76,8 @@ func (m *machine) release() {
 	for i := range m.frames {
 		m.frames[i].prog = nil
 	}
-	m.arena, m.packet = nil, nil
+	m.arena, m.packet, m.prog, m.ro = nil, nil, nil, nil
+	m.runOpts = RunOptions{}
 	m.hctx = helpers.Context{}
 }
 
@@ -219,16 +228,17 @@ func wr(p unsafe.Pointer, n int, v uint64) {
 // happens and no register changes (the JIT's DONT_CLEAR fixup).
 func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 	n := sizeBytes(in.op)
+	imm := int32(in.k)
 	var ptr unsafe.Pointer
 	var err error
 	what := "atomic"
-	if in.imm == ir.AtomicLoadAcq {
+	if imm == ir.AtomicLoadAcq {
 		what = "load-acquire"
 	}
 	if ir.Mode(in.op&0xe0) == ir.ModeProbeAtomic {
 		// Load-acquire reads [src+off], everything else writes [dst+off].
 		base := r[in.dst&15]
-		if in.imm == ir.AtomicLoadAcq {
+		if imm == ir.AtomicLoadAcq {
 			base = r[in.src&15]
 		}
 		ptr, err = m.arenaPtr(base, in.off, n, p, pc, what)
@@ -237,12 +247,12 @@ func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 		}
 	} else {
 		base := r[in.dst&15]
-		if in.imm == ir.AtomicLoadAcq {
+		if imm == ir.AtomicLoadAcq {
 			base = r[in.src&15]
 		}
 		a := base + uint64(int64(in.off))
 		var acc int
-		ptr, acc = m.ptr(a, n, in.imm != ir.AtomicLoadAcq)
+		ptr, acc = m.ptr(a, n, imm != ir.AtomicLoadAcq)
 		switch acc {
 		case accFault:
 			return nil
@@ -254,7 +264,7 @@ func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 		return m.errAt(p, pc, nil, "misaligned %s of %d bytes at %p", what, n, ptr)
 	}
 	src := r[in.src&15]
-	switch in.imm {
+	switch imm {
 	case ir.AtomicLoadAcq: // dst = load_acquire(src + off)
 		switch n {
 		case 4:
@@ -279,7 +289,7 @@ func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 	if n == 8 {
 		p64 := (*uint64)(ptr)
 		var old uint64
-		switch in.imm &^ ir.AtomicFetch {
+		switch imm &^ ir.AtomicFetch {
 		case ir.AtomicAdd:
 			old = atomic.AddUint64(p64, src) - src
 		case ir.AtomicOr:
@@ -305,7 +315,7 @@ func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 			r[0] = old
 			return nil
 		}
-		if in.imm&ir.AtomicFetch != 0 {
+		if imm&ir.AtomicFetch != 0 {
 			r[in.src&15] = old
 		}
 		return nil
@@ -313,7 +323,7 @@ func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 	p32 := (*uint32)(ptr)
 	s32 := uint32(src)
 	var old uint32
-	switch in.imm &^ ir.AtomicFetch {
+	switch imm &^ ir.AtomicFetch {
 	case ir.AtomicAdd:
 		old = atomic.AddUint32(p32, s32) - s32
 	case ir.AtomicOr:
@@ -339,7 +349,7 @@ func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 		r[0] = uint64(old) // zero-extended
 		return nil
 	}
-	if in.imm&ir.AtomicFetch != 0 {
+	if imm&ir.AtomicFetch != 0 {
 		r[in.src&15] = uint64(old)
 	}
 	return nil
@@ -348,7 +358,7 @@ func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 // ldPacket is a legacy LD_ABS / LD_IND: r0 = big-endian load from the
 // packet at imm (+ src for IND); false when out of bounds.
 func (m *machine) ldPacket(in *insn, src uint64) (uint64, bool) {
-	off := int64(in.imm)
+	off := int64(int32(in.k))
 	if ir.Mode(in.op&0xe0) == ir.ModeIND {
 		off += int64(int32(uint32(src)))
 	}
