@@ -279,3 +279,5 @@ func argArenaOf(fn *btf.Func) ir.RegSet {
 	}
 	return set
 }
+
+func closeFD(fd int) { unix.Close(fd) }
