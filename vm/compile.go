@@ -2,9 +2,9 @@ package vm
 
 import (
 	"fmt"
-	"sync"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/cpu"
 
 	"github.com/bpfc/bpfc/backend/amd64"
 	"github.com/bpfc/bpfc/extable"
@@ -58,15 +58,21 @@ func DefaultPipeline() *pipeline.Pipeline {
 	return pl
 }
 
-var hostOnce struct {
-	sync.Once
-	t amd64.Target
-}
-
-// hostTarget is amd64.Host(), computed once (it reads /proc/kallsyms).
+// hostTarget is amd64.Host() without the /proc/kallsyms read (about 80 ms,
+// and its addresses are replaced by the vm's anyway). TestHostTarget checks
+// it equals amd64.Host() in every field that matters to the vm (the
+// tail-call offsets do not: the vm rejects tail calls).
 func hostTarget() amd64.Target {
-	hostOnce.Do(func() { hostOnce.t = amd64.Host() })
-	return hostOnce.t
+	return amd64.Target{
+		Name:           "host",
+		BMI2:           cpu.X86.HasBMI2,
+		NopMax:         8,
+		PseudoFuncAddr: 0x00007f0000000000,
+		VsyscallAddr:   0xffffffffff600000,
+		TaskSizeMax:    (1 << 47) - 4096,
+		PageSize:       4096,
+		MaxTailCallCnt: 33,
+	}
 }
 
 // Load compiles p (a copy; p is not modified) with the kernel's code shapes
