@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -68,8 +69,8 @@ type Capture struct {
 	// StackDepths is each function's `sub rsp, imm32` (0 when absent):
 	// round_up(stack depth, 8).
 	StackDepths []int `json:"stack_depths"`
-	// Pushes lists each function's prologue pushes after the frame
-	// (e.g. "rbx r13 r12").
+	// Pushes lists each function's callee-saved pushes after the frame
+	// (e.g. "r12 rbx r13"; the tail-call counter's rax pushes left out).
 	Pushes []string `json:"pushes"`
 	// VerifiedInsns is how many instructions the verifier processed.
 	VerifiedInsns uint32 `json:"verified_insns,omitempty"`
@@ -245,11 +246,12 @@ func (c *Capture) spans(n int) []span {
 // derive fills JITInput, ArenaInsns, StackDepths, Pushes, KernVMStart and
 // ReturnThunk from the xlated program and the jited bytes.
 func (c *Capture) derive() error {
-	xl, err := ir.DecodeWith(c.Xlated, ir.DecodeOptions{Xlated: true})
+	// The dump is not a valid program by itself (bpf-to-bpf calls carry
+	// the callee's index in imm and the offset in off): read raw slots.
+	insns, err := rawInsns(c.Xlated)
 	if err != nil {
-		return fmt.Errorf("xlated program: %w", err)
+		return err
 	}
-	insns := xl.Insns
 	n := len(insns)
 	dis := make([][]X86Insn, len(c.FuncLens))
 	for f := range c.FuncLens {
@@ -423,7 +425,9 @@ func prologue(d []X86Insn) (depth int, pushes string, kvm uint64) {
 		in := d[k].Inst
 		if in.Op == x86asm.PUSH {
 			if r, ok := in.Args[0].(x86asm.Reg); ok {
-				regs = append(regs, strings.ToLower(r.String()))
+				if r != x86asm.RAX { // rax: the tail-call counter block
+					regs = append(regs, strings.ToLower(r.String()))
+				}
 				continue
 			}
 		}
@@ -572,5 +576,27 @@ func ReadCaptures(dir string) ([]*Capture, error) {
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// rawInsns splits bytes into instruction slots without validation.
+func rawInsns(b []byte) ([]ir.Instruction, error) {
+	if len(b) == 0 || len(b)%ir.InsnSize != 0 {
+		return nil, fmt.Errorf("xlated program of %d bytes", len(b))
+	}
+	out := make([]ir.Instruction, len(b)/ir.InsnSize)
+	for i := range out {
+		s := b[i*ir.InsnSize:]
+		out[i] = ir.Instruction{
+			Op:  s[0],
+			Dst: ir.Register(s[1] & 0xf),
+			Src: ir.Register(s[1] >> 4),
+			Off: int16(binary.LittleEndian.Uint16(s[2:])),
+			Imm: int32(binary.LittleEndian.Uint32(s[4:])),
+		}
+	}
+	if last := out[len(out)-1]; last.IsLdImm64() {
+		return nil, &ir.Error{Index: len(out) - 1, Reason: "ld_imm64 without its second half"}
+	}
 	return out, nil
 }

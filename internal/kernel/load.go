@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"sort"
 	"strings"
 	"unsafe"
 
@@ -216,9 +217,10 @@ func Load(spec *Spec) (*Loaded, error) {
 	if len(fds) > 0 {
 		attr.fdArray = ptr(fds)
 	}
-	var linfo []byte
+	var linfo, funcInfo []byte
 	if !spec.NoLineInfo {
-		blob, recs := lineInfoBTF(insns)
+		starts := funcStarts(insns)
+		blob, recs, finfo := lineInfoBTF(insns, starts)
 		fd, err := loadBTF(blob)
 		if err != nil {
 			return nil, &LoadError{Name: spec.Name, Err: err}
@@ -229,6 +231,13 @@ func Load(spec *Spec) (*Loaded, error) {
 		attr.lineInfoRecSize = lineInfoRecSize
 		attr.lineInfo = ptr(linfo)
 		attr.lineInfoCnt = uint32(len(linfo) / lineInfoRecSize)
+		if len(starts) > 1 {
+			// Tail calls in subprograms need BTF func info.
+			funcInfo = finfo
+			attr.funcInfoRecSize = funcInfoRecSize
+			attr.funcInfo = ptr(funcInfo)
+			attr.funcInfoCnt = uint32(len(starts))
+		}
 	}
 	fd, err := bpf(cmdProgLoad, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	if err != nil {
@@ -249,6 +258,7 @@ func Load(spec *Spec) (*Loaded, error) {
 	runtime.KeepAlive(lic)
 	runtime.KeepAlive(fds)
 	runtime.KeepAlive(linfo)
+	runtime.KeepAlive(funcInfo)
 	l.FD = fd
 	ok = true
 	return l, nil
@@ -338,38 +348,81 @@ func resolveKfuncs(p *ir.Program, insns []ir.Instruction) error {
 	return nil
 }
 
-// Line info: one bpf_line_info record per instruction (second halves of
-// ld_imm64 excluded, as the kernel requires), all pointing at one file name
-// and an empty line in a minimal BTF blob (a single int type).
-const lineInfoRecSize = 16
+// funcStarts returns the first instruction of every function: 0 and the
+// targets of bpf-to-bpf calls and function-address loads, sorted.
+func funcStarts(insns []ir.Instruction) []int {
+	set := map[int]bool{0: true}
+	for i := 0; i < len(insns); i++ {
+		in := insns[i]
+		if in.IsPseudoCall() || in.IsPseudoFunc() {
+			if t := i + 1 + int(in.Imm); t > 0 && t < len(insns) {
+				set[t] = true
+			}
+		}
+		if in.IsLdImm64() {
+			i++
+		}
+	}
+	out := make([]int, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Ints(out)
+	return out
+}
 
-func lineInfoBTF(insns []ir.Instruction) (blob, recs []byte) {
+// Line and func info: one bpf_line_info record per instruction (second
+// halves of ld_imm64 excluded, as the kernel requires), all pointing at one
+// file name in a minimal BTF blob: an int, a prototype `int (void)` and one
+// static FUNC per function (func_info, needed only by multi-function
+// programs).
+const (
+	lineInfoRecSize = 16
+	funcInfoRecSize = 8
+)
+
+func lineInfoBTF(insns []ir.Instruction, starts []int) (blob, recs, finfo []byte) {
 	strs := []byte("\x00int\x00bpfc\x00insn\x00")
 	const offInt, offFile, offLine = 1, 5, 10
-	// One BTF_KIND_INT "int": name_off, info (kind 1 << 24), size 4, then
-	// the int encoding (signed, 32 bits).
+	le := binary.LittleEndian
 	var types []byte
-	types = binary.LittleEndian.AppendUint32(types, offInt)
-	types = binary.LittleEndian.AppendUint32(types, 1<<24)
-	types = binary.LittleEndian.AppendUint32(types, 4)
-	types = binary.LittleEndian.AppendUint32(types, 1<<24|32)
+	// [1] INT "int": size 4, encoding signed 32 bits.
+	types = le.AppendUint32(types, offInt)
+	types = le.AppendUint32(types, 1<<24)
+	types = le.AppendUint32(types, 4)
+	types = le.AppendUint32(types, 1<<24|32)
+	// [2] FUNC_PROTO int (void).
+	types = le.AppendUint32(types, 0)
+	types = le.AppendUint32(types, 13<<24)
+	types = le.AppendUint32(types, 1)
+	// [3...] FUNC "f<k>" static, type [2].
+	for k, st := range starts {
+		name := uint32(len(strs))
+		strs = append(strs, fmt.Sprintf("f%d", k)...)
+		strs = append(strs, 0)
+		types = le.AppendUint32(types, name)
+		types = le.AppendUint32(types, 12<<24)
+		types = le.AppendUint32(types, 2)
+		finfo = le.AppendUint32(finfo, uint32(st))
+		finfo = le.AppendUint32(finfo, uint32(3+k))
+	}
 	hdr := make([]byte, 0, 24)
-	hdr = binary.LittleEndian.AppendUint16(hdr, 0xeB9F) // magic
-	hdr = append(hdr, 1, 0)                              // version, flags
-	hdr = binary.LittleEndian.AppendUint32(hdr, 24)      // hdr_len
-	hdr = binary.LittleEndian.AppendUint32(hdr, 0)       // type_off
-	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(types)))
-	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(types))) // str_off
-	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(strs)))
+	hdr = le.AppendUint16(hdr, 0xeB9F) // magic
+	hdr = append(hdr, 1, 0)            // version, flags
+	hdr = le.AppendUint32(hdr, 24)     // hdr_len
+	hdr = le.AppendUint32(hdr, 0)      // type_off
+	hdr = le.AppendUint32(hdr, uint32(len(types)))
+	hdr = le.AppendUint32(hdr, uint32(len(types))) // str_off
+	hdr = le.AppendUint32(hdr, uint32(len(strs)))
 	blob = append(append(hdr, types...), strs...)
 	for i := 0; i < len(insns); i++ {
-		recs = binary.LittleEndian.AppendUint32(recs, uint32(i))
-		recs = binary.LittleEndian.AppendUint32(recs, offFile)
-		recs = binary.LittleEndian.AppendUint32(recs, offLine)
-		recs = binary.LittleEndian.AppendUint32(recs, uint32(i+1)<<10) // line i+1, col 0
+		recs = le.AppendUint32(recs, uint32(i))
+		recs = le.AppendUint32(recs, offFile)
+		recs = le.AppendUint32(recs, offLine)
+		recs = le.AppendUint32(recs, uint32(i+1)<<10) // line i+1, col 0
 		if insns[i].IsLdImm64() {
 			i++
 		}
 	}
-	return blob, recs
+	return blob, recs, finfo
 }
