@@ -1,0 +1,204 @@
+package ir_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/ir/asm"
+)
+
+type wantBlock struct {
+	start, end int
+	succs      []int
+}
+
+func TestCFG(t *testing.T) {
+	tests := []struct {
+		name   string
+		prog   string
+		blocks []wantBlock
+		rpo    [][]int
+	}{
+		{
+			name:   "straight line",
+			prog:   "mov %r0, 0\nadd %r0, 1\nexit",
+			blocks: []wantBlock{{0, 3, nil}},
+			rpo:    [][]int{{0}},
+		},
+		{
+			name: "diamond",
+			prog: "jeq %r1, 0, +2\nmov %r0, 1\nja +1\nmov %r0, 2\nexit",
+			blocks: []wantBlock{
+				{0, 1, []int{1, 2}},
+				{1, 3, []int{3}},
+				{3, 4, []int{3}},
+				{4, 5, nil},
+			},
+		},
+		{
+			name: "loop with may_goto",
+			prog: "mov %r0, 0\n.insn 0x00000000000200e5\nadd %r0, 1\nja -3\nexit",
+			blocks: []wantBlock{
+				{0, 1, []int{1}},
+				{1, 2, []int{2, 3}},
+				{2, 4, []int{1}},
+				{4, 5, nil},
+			},
+			rpo: [][]int{{0, 1, 3, 2}},
+		},
+		{
+			name: "ld_imm64 inside a block and jumped over",
+			prog: "jeq %r1, 0, +2\nlddw %r0, 5\nexit",
+			blocks: []wantBlock{
+				{0, 1, []int{1, 2}},
+				{1, 3, []int{2}},
+				{3, 4, nil},
+			},
+		},
+		{
+			name: "two functions",
+			prog: "call local +2\nexit\nexit\njgt %r1, 3, +1\nmov %r0, 1\nexit",
+			blocks: []wantBlock{
+				{0, 2, nil},
+				{2, 3, nil}, // unreachable tail of function 0
+				{3, 4, []int{3, 4}},
+				{4, 5, []int{4}},
+				{5, 6, nil},
+			},
+			rpo: [][]int{{0}, {2, 3, 4}},
+		},
+		{
+			name: "gotol and jump to itself",
+			prog: "ja32 +1\nja -1\nexit",
+			blocks: []wantBlock{
+				{0, 1, []int{2}},
+				{1, 2, []int{1}},
+				{2, 3, nil},
+			},
+			rpo: [][]int{{0, 2}},
+		},
+		{
+			name: "conditional jump to the next instruction has one successor",
+			prog: "jeq %r1, 0, +0\nexit",
+			blocks: []wantBlock{
+				{0, 1, []int{1}},
+				{1, 2, nil},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustAsm(t, tc.prog)
+			c, err := ir.NewCFG(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Blocks) != len(tc.blocks) {
+				t.Fatalf("%d blocks, want %d: %+v", len(c.Blocks), len(tc.blocks), c.Blocks)
+			}
+			for k, w := range tc.blocks {
+				b := c.Blocks[k]
+				succs := w.succs
+				if b.Start != w.start || b.End != w.end || !reflect.DeepEqual(b.Succs, succs) {
+					t.Errorf("block %d = [%d,%d) succs %v, want [%d,%d) succs %v", k, b.Start, b.End, b.Succs, w.start, w.end, succs)
+				}
+				for i := b.Start; i < b.End; i++ {
+					if c.BlockOf(i) != k {
+						t.Errorf("BlockOf(%d) = %d, want %d", i, c.BlockOf(i), k)
+					}
+				}
+			}
+			if tc.rpo != nil && !reflect.DeepEqual(c.RPO, tc.rpo) {
+				t.Errorf("RPO = %v, want %v", c.RPO, tc.rpo)
+			}
+			checkCFG(t, p, c)
+		})
+	}
+}
+
+// checkCFG checks invariants: preds mirror succs, RPO puts every block
+// before its successors except along back edges (edges to a block that is
+// still on the DFS path, i.e. whose RPO position is not later).
+func checkCFG(t *testing.T, p *ir.Program, c *ir.CFG) {
+	t.Helper()
+	for bi, b := range c.Blocks {
+		for _, s := range b.Succs {
+			found := false
+			for _, q := range c.Blocks[s].Preds {
+				found = found || q == bi
+			}
+			if !found {
+				t.Errorf("block %d -> %d has no matching pred", bi, s)
+			}
+			if c.Blocks[s].Func != b.Func {
+				t.Errorf("edge %d -> %d crosses functions", bi, s)
+			}
+		}
+	}
+	for f, order := range c.RPO {
+		if len(order) == 0 || order[0] != c.Entry[f] {
+			t.Errorf("RPO of function %d does not start at its entry: %v", f, order)
+		}
+		pos := map[int]int{}
+		for k, b := range order {
+			pos[b] = k
+		}
+		for _, b := range order {
+			for _, s := range c.Blocks[b].Succs {
+				if _, ok := pos[s]; !ok {
+					t.Errorf("successor %d of reachable block %d missing from RPO", s, b)
+				}
+			}
+		}
+	}
+	// Every block except function entries and unreachable ones has preds.
+	total := 0
+	for _, b := range c.Blocks {
+		total += b.End - b.Start
+	}
+	if total != len(p.Insns) {
+		t.Errorf("blocks cover %d slots of %d", total, len(p.Insns))
+	}
+}
+
+func TestCFGErrors(t *testing.T) {
+	p := ir.NewProgram("", []ir.Instruction{{Op: ir.OpJA, Off: 5}, {Op: ir.OpExit}})
+	if _, err := ir.NewCFG(p); err == nil || !strings.Contains(err.Error(), "instruction 0") {
+		t.Errorf("err = %v", err)
+	}
+	p = ir.NewProgram("", []ir.Instruction{{Op: ir.OpJA, Off: 1}, {Op: ir.OpLdImm64}, {}, {Op: ir.OpExit}})
+	if _, err := ir.NewCFG(p); err == nil || !strings.Contains(err.Error(), "second half") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// TestCFGConformance builds the CFG of every conformance program.
+func TestCFGConformance(t *testing.T) {
+	files, _ := filepath.Glob("/work/shared/conformance/*.data")
+	if len(files) == 0 {
+		t.Skip("no conformance files")
+	}
+	blocks := 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := asm.Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ir.NewCFG(cf.Program)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+			continue
+		}
+		checkCFG(t, cf.Program, c)
+		blocks += len(c.Blocks)
+	}
+	t.Logf("%d programs, %d blocks", len(files), blocks)
+}
