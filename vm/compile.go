@@ -25,6 +25,10 @@ type LoadOptions struct {
 	// Target is the backend target; nil uses amd64.Host(). CallBase,
 	// YieldCheck/YieldAddr and the arena bases are set by Load.
 	Target *amd64.Target
+	// Xlated: the program is a kernel xlated dump (or was written with the
+	// kernel-internal forms: PROBE_MEM32, BPF_REG_AX, ...); it is validated
+	// as such and the pipeline runs with FromXlated.
+	Xlated bool
 }
 
 // verifierOrder is the order in which passes of pipeline.Default are used
@@ -86,7 +90,7 @@ func Load(p *ir.Program, opts *LoadOptions) (*Program, error) {
 	if p == nil || len(p.Insns) == 0 {
 		return nil, &ir.Error{Index: -1, Reason: "program is empty"}
 	}
-	if err := ir.Validate(p, ir.DecodeOptions{}); err != nil {
+	if err := ir.Validate(p, ir.DecodeOptions{Xlated: o.Xlated}); err != nil {
 		return nil, err
 	}
 	base, err := CallBase()
@@ -121,6 +125,9 @@ func Load(p *ir.Program, opts *LoadOptions) (*Program, error) {
 	}
 	if pctx.Logger == nil {
 		pctx.Logger = zap.NewNop()
+	}
+	if o.Xlated {
+		pctx.FromXlated = true
 	}
 	if o.Arena != nil {
 		pctx.KernVMStart, pctx.UserVMStart = o.Arena.KernVMStart(), o.Arena.UserVMStart()

@@ -81,7 +81,7 @@ func TestErrors(t *testing.T) {
 		{nil, "zz", "program:"},
 		{[]string{"0g"}, "", "memory:"},
 		{[]string{"--bogus"}, "", "unknown option"},
-		{nil, "95 00 00 00 00 00 00", "instruction"},              // truncated slot
+		{nil, "95 00 00 00 00 00 00", "instruction"},                         // truncated slot
 		{nil, "07 0b 00 00 01 00 00 00 95 00 00 00 00 00 00 00", "register"}, // r11
 		{nil, "", "empty"},
 	} {

@@ -1,0 +1,220 @@
+package vm
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bpfc/bpfc/arena"
+	"github.com/bpfc/bpfc/helpers"
+	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/pipeline"
+)
+
+func ldx(size ir.Size, mode ir.Mode, dst, src ir.Register, off int16) ir.Instruction {
+	return ir.Instruction{Op: uint8(ir.ClassLDX) | uint8(size) | uint8(mode), Dst: dst, Src: src, Off: off}
+}
+
+func stx(size ir.Size, mode ir.Mode, dst, src ir.Register, off int16) ir.Instruction {
+	return ir.Instruction{Op: uint8(ir.ClassSTX) | uint8(size) | uint8(mode), Dst: dst, Src: src, Off: off}
+}
+
+func alu64K(op ir.ALUOp, dst ir.Register, imm int32) ir.Instruction {
+	return ir.Instruction{Op: aluOp(true, op, ir.SourceK), Dst: dst, Imm: imm}
+}
+
+var exitInsn = ir.Instruction{Op: ir.OpExit}
+
+// arenaProg: w1 = w1 (the lowered cast to kernel); r0 = *(u64 *)(r1 + 0)
+// and *(u64 *)(r1 + 8) = r0 as PROBE_MEM32; r0 += 1; exit.
+func arenaProg(t testing.TB, a *arena.Arena) *Program {
+	p := ir.NewProgram("arena", []ir.Instruction{
+		mov32Reg(ir.R1),
+		ldx(ir.SizeDW, ir.ModeProbeMem32, ir.R0, ir.R1, 0),
+		stx(ir.SizeDW, ir.ModeProbeMem32, ir.R1, ir.R0, 8),
+		alu64K(ir.ALUAdd, ir.R0, 1),
+		exitInsn,
+	})
+	p.UsesArena = true
+	prog, err := Load(p, &LoadOptions{Options: Options{Arena: a}, Xlated: true, Pipeline: pipeline.New(FramePass{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prog
+}
+
+func TestArenaFaults(t *testing.T) {
+	a, err := arena.New(4, arena.Options{})
+	if err != nil {
+		t.Skipf("arena: %v", err)
+	}
+	defer a.Close()
+	page := a.AllocPages(0, 1)
+	if page == 0 {
+		t.Fatal("AllocPages failed")
+	}
+	b := a.Bytes(page, 16)
+	binary.LittleEndian.PutUint64(b, 41)
+	p := arenaProg(t, a)
+	defer p.Close()
+	if n := len(p.Image()[0].Extable); n != 2 {
+		t.Fatalf("%d extable entries, want 2", n)
+	}
+	got, err := p.Run(context.Background(), page)
+	if err != nil || got != 42 {
+		t.Fatalf("allocated page: %d, %v", got, err)
+	}
+	if v := binary.LittleEndian.Uint64(b[8:]); v != 41 {
+		t.Errorf("store through the arena wrote %d", v)
+	}
+	// An unallocated page: the load faults (r0 cleared), the store faults
+	// (skipped); both are fixed up by the handler.
+	for _, u := range []uint64{page + 2*arena.PageSize, page + 3*arena.PageSize + 4000, page + 1<<31} {
+		got, err := p.Run(context.Background(), u)
+		if err != nil || got != 1 {
+			t.Errorf("unallocated %#x: %d, %v; want 1", u, got, err)
+		}
+	}
+	a.FreePages(page, 1)
+	if got, err := p.Run(context.Background(), page); err != nil || got != 1 {
+		t.Errorf("freed page: %d, %v; want 1", got, err)
+	}
+}
+
+// TestConcurrent runs programs with faults, helpers and yields from many
+// goroutines while others load and close programs (republishing the fault
+// table) and the GC runs.
+func TestConcurrent(t *testing.T) {
+	a, err := arena.New(4, arena.Options{})
+	if err != nil {
+		t.Skipf("arena: %v", err)
+	}
+	defer a.Close()
+	page := a.AllocPages(0, 1)
+	binary.LittleEndian.PutUint64(a.Bytes(page, 8), 99)
+	ap := arenaProg(t, a)
+	defer ap.Close()
+
+	hs := helpers.NewRegistry()
+	var calls atomic.Int64
+	hs.Register(1, "one", func(_ *helpers.Context, r1, r2, _, _, _ uint64) uint64 {
+		calls.Add(1)
+		s := make([]byte, 64) // allocate: give the GC work
+		return r1*2 + r2 + uint64(len(s)) - 64
+	})
+	hp := helperProg(t, &Options{Helpers: hs}, 1)
+	lp := loopProg(t, &Options{YieldInterval: 100})
+
+	n := 3000
+	if testing.Short() {
+		n = 300
+	}
+	stop := make(chan struct{})
+	var churned atomic.Int64
+	var churn sync.WaitGroup
+	churn.Add(1)
+	go func() { // load/close churn
+		defer churn.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p := arenaProg(t, a)
+			p.Close()
+			churned.Add(1)
+			runtime.GC()
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				var got, want uint64
+				var err error
+				switch (g + i) % 3 {
+				case 0:
+					u := page
+					want = 100
+					if i%2 == 1 {
+						u, want = page+2*arena.PageSize, 1
+					}
+					got, err = ap.Run(context.Background(), u)
+				case 1:
+					got, err = hp.Run(context.Background(), uint64(i), 1)
+					want = uint64(i)*2 + 1 + 1000
+				case 2:
+					got, err = lp.Run(context.Background(), uint64(1000+i))
+					want = uint64(1000 + i)
+				}
+				if err == nil && got != want {
+					err = fmt.Errorf("goroutine %d run %d: got %d, want %d", g, i, got, want)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(stop)
+	churn.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Logf("8 goroutines x %d runs; %d helper calls; %d programs loaded and closed meanwhile", n, calls.Load(), churned.Load())
+}
+
+// TestCloseWaits: Close of a running program returns only after the run
+// ends, and later runs fail with ErrClosed.
+func TestCloseWaits(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	hs := helpers.NewRegistry()
+	hs.Register(1, "block", func(_ *helpers.Context, r1, _, _, _, _ uint64) uint64 {
+		close(started)
+		<-release
+		return 5
+	})
+	h := &hand{}
+	imm, _ := HelperImm(1)
+	h.callStub("call", imm)
+	h.ins("ret", 0xc3)
+	p := h.load(t, &Options{Helpers: hs})
+	done := make(chan uint64)
+	go func() {
+		r0, _ := p.Run(context.Background())
+		done <- r0
+	}()
+	<-started
+	closed := make(chan struct{})
+	go func() {
+		p.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while the program was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if r0 := <-done; r0 != 5 {
+		t.Errorf("run returned %d", r0)
+	}
+	<-closed
+	if _, err := p.Run(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("run after Close: %v", err)
+	}
+}
