@@ -224,11 +224,11 @@ func divGuard(p *ir.Program, i int) (int, error) {
 		case isDiv && signed:
 			patch = []ir.Instruction{
 				{Op: uint8(ir.ClassALU64) | uint8(ir.ALUMov) | uint8(ir.SourceX), Dst: ax, Src: src}, // AX = src
-				{Op: alu | uint8(ir.ALUAdd), Dst: ax, Imm: 1},                                         // AX += 1
-				{Op: jmp | uint8(ir.JumpJGT), Dst: ax, Off: 4, Imm: 1},                                // if AX > 1 goto div
-				{Op: jmp | uint8(ir.JumpJEQ), Dst: ax, Off: 1, Imm: 0},                                // if AX == 0 goto zero
-				{Op: alu | uint8(ir.ALUMov), Dst: dst},                                                // dst = 0
-				{Op: alu | uint8(ir.ALUNeg), Dst: dst},                                                // dst = -dst
+				{Op: alu | uint8(ir.ALUAdd), Dst: ax, Imm: 1},                                        // AX += 1
+				{Op: jmp | uint8(ir.JumpJGT), Dst: ax, Off: 4, Imm: 1},                               // if AX > 1 goto div
+				{Op: jmp | uint8(ir.JumpJEQ), Dst: ax, Off: 1, Imm: 0},                               // if AX == 0 goto zero
+				{Op: alu | uint8(ir.ALUMov), Dst: dst},                                               // dst = 0
+				{Op: alu | uint8(ir.ALUNeg), Dst: dst},                                               // dst = -dst
 				ja(1),
 				ins,
 			}

@@ -87,8 +87,8 @@ func (Zext) Run(p *ir.Program, ctx *pipeline.Context) error {
 			continue
 		}
 		r, ok := def32(ins)
-		if !ok || ins.IsKfuncCall() {
-			continue
+		if !ok || ins.IsKfuncCall() || (ins.IsZextReg() && p.Aux[i].OrigIndex < 0) {
+			continue // an inserted zero-extension needs none itself
 		}
 		if force || isCmpxchg(ins) {
 			// Already followed by the kernel's zext (a re-run): keep one.

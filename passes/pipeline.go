@@ -1,0 +1,50 @@
+package passes
+
+import (
+	"github.com/bpfc/bpfc/pipeline"
+)
+
+func init() {
+	pipeline.Default.Register("zext-mark", func() pipeline.Pass { return ZextMark{} })
+	pipeline.Default.Register("arena", func() pipeline.Pass { return Arena{} })
+	pipeline.Default.Register("fixups", func() pipeline.Pass { return Fixups{} })
+	pipeline.Default.Register("zext", func() pipeline.Pass { return Zext{} })
+}
+
+// Order is the verifier's order of the passes for an original program.
+var Order = []string{"zext-mark", "stackdepth", "arena", "fixups", "zext", "regusage"}
+
+// JITOrder is the order for the kernel's xlated program.
+var JITOrder = []string{"arena", "stackdepth", "regusage"}
+
+func build(names []string, opts Options) *pipeline.Pipeline {
+	pl := &pipeline.Pipeline{}
+	for _, n := range names {
+		if n == "fixups" {
+			pl.Append(Fixups{Options: opts})
+			continue
+		}
+		p, err := pipeline.Default.New(n)
+		if err != nil {
+			// stackdepth and regusage come from the backend's files of
+			// this package; a build without them still runs the rest.
+			continue
+		}
+		pl.Append(p)
+	}
+	return pl
+}
+
+// Default returns the pipeline for compiling a program as loaded from an
+// object file or raw bytecode: zext-mark, stackdepth, arena, fixups, zext,
+// regusage. Addresses (maps, kfuncs, helpers, __bpf_call_base) and the
+// ForceZext setting come from the pipeline.Context the caller runs it with.
+func Default(opts Options) *pipeline.Pipeline { return build(Order, opts) }
+
+// JIT returns the pipeline for a program the kernel already verified (its
+// xlated dump, run with Context.FromXlated): arena inference, stackdepth,
+// regusage, which is all the JIT needs.
+func JIT() *pipeline.Pipeline { return build(JITOrder, Options{}) }
+
+// FromXlated is JIT.
+func FromXlated() *pipeline.Pipeline { return JIT() }

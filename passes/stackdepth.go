@@ -1,0 +1,322 @@
+package passes
+
+import (
+	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/pipeline"
+)
+
+// StackDepth computes each function's stack depth as the verifier's
+// check_max_stack_depth sees it (subprog_info[].stack_depth): the deepest
+// byte below the function's own r10 that it touches, before rounding (the
+// JIT's prologue rounds it up to 8). The xlated dump does not carry it, so
+// it is derived from the code:
+//
+//   - loads, stores and atomics whose base is r10 or a copy of it (r10 plus
+//     or minus constants, moved between registers, spilled to and filled
+//     from 8-byte stack slots) count at base + off;
+//   - a pointer into the frame passed in R1..R5 to a helper, kfunc or
+//     bpf-to-bpf call counts at its own offset (the callee accesses the
+//     caller's stack from there upwards, as the verifier charges it).
+//
+// It is a forward dataflow over each function's basic blocks; where paths
+// join with different offsets for a register the deeper one is kept (a
+// pointer walked through a buffer starts at its deepest point), and values
+// the analysis cannot follow become unknown. Function arguments are unknown
+// (pointers into a caller's frame are charged to the caller at the call).
+// It fills ir.Func.StackDepth; nothing else changes.
+type StackDepth struct{}
+
+// Name implements pipeline.Pass.
+func (StackDepth) Name() string { return "stackdepth" }
+
+// Describe implements pipeline.Describer.
+func (StackDepth) Describe() string {
+	return "stack bytes each function touches below r10 (through copies of r10 and helper arguments)"
+}
+
+func init() {
+	pipeline.Default.Register("stackdepth", func() pipeline.Pass { return StackDepth{} })
+}
+
+// Run implements pipeline.Pass.
+func (StackDepth) Run(p *ir.Program, _ *pipeline.Context) error {
+	funcs, err := funcsOf(p)
+	if err != nil {
+		return err
+	}
+	for k := range funcs {
+		d, err := funcStackDepth(p, funcs[k])
+		if err != nil {
+			return err
+		}
+		funcs[k].StackDepth = d
+	}
+	p.Funcs = funcs
+	return nil
+}
+
+const (
+	sdUnknown  = int32(-1 << 31)
+	sdSlots    = 64 // 512 bytes of 8-byte slots
+	sdMinDepth = -512 * 4
+)
+
+// sdState is what the analysis knows at a point: registers holding r10+v
+// and stack slots holding spilled r10+v.
+type sdState struct {
+	reg  [12]int32
+	slot [sdSlots]int32
+	has  uint64 // slot bitmask
+}
+
+func (s *sdState) reset() {
+	for i := range s.reg {
+		s.reg[i] = sdUnknown
+	}
+	s.reg[ir.R10] = 0
+	s.has = 0
+}
+
+// merge merges o into s; it reports whether s changed.
+func (s *sdState) merge(o *sdState) bool {
+	changed := false
+	for i := range s.reg {
+		a, b := s.reg[i], o.reg[i]
+		if a == b {
+			continue
+		}
+		v := sdUnknown
+		if a != sdUnknown && b != sdUnknown {
+			v = min(a, b)
+			if v < sdMinDepth {
+				v = sdUnknown
+			}
+		}
+		if v != a {
+			s.reg[i] = v
+			changed = true
+		}
+	}
+	both := s.has & o.has
+	for m := both; m != 0; m &= m - 1 {
+		i := trailingZeros64(m)
+		if s.slot[i] != o.slot[i] {
+			v := min(s.slot[i], o.slot[i])
+			if v < sdMinDepth {
+				both &^= 1 << i
+			} else if v != s.slot[i] {
+				s.slot[i] = v
+				changed = true
+			}
+		}
+	}
+	if both != s.has {
+		s.has = both
+		changed = true
+	}
+	return changed
+}
+
+func trailingZeros64(x uint64) int {
+	n := 0
+	for x&1 == 0 {
+		x >>= 1
+		n++
+	}
+	return n
+}
+
+// funcStackDepth runs the analysis over one function.
+func funcStackDepth(p *ir.Program, f ir.Func) (int32, error) {
+	n := f.End - f.Start
+	// Block leaders: the entry, jump targets, instructions after jumps.
+	leader := make([]int32, n) // index+1 into states, 0 = not a leader
+	var states []sdState
+	mark := func(i int) {
+		if i >= f.Start && i < f.End && leader[i-f.Start] == 0 {
+			states = append(states, sdState{})
+			leader[i-f.Start] = int32(len(states))
+		}
+	}
+	mark(f.Start)
+	var buf []int
+	for i := f.Start; i < f.End; i++ {
+		ins := p.Insns[i]
+		if ins.IsJumpWithOffset() || ins.IsExit() {
+			var err error
+			buf, err = succs(p, i, buf[:0])
+			if err != nil {
+				return 0, err
+			}
+			for _, t := range buf {
+				if t < f.Start || t >= f.End {
+					if t == f.End && !ins.IsJumpWithOffset() {
+						continue
+					}
+					return 0, &ir.Error{Index: i, Reason: "jump leaves the function"}
+				}
+				mark(t)
+			}
+			mark(i + 1)
+		}
+		if ins.IsLdImm64() {
+			i++
+		}
+	}
+	visited := make([]bool, len(states))
+	states[0].reset()
+	visited[0] = true
+	work := []int{f.Start}
+	depth := int32(0)
+	note := func(v int32) {
+		if v != sdUnknown && v < 0 && -v > depth {
+			depth = -v
+		}
+	}
+	var cur sdState
+	for len(work) > 0 {
+		start := work[len(work)-1]
+		work = work[:len(work)-1]
+		cur = states[leader[start-f.Start]-1]
+		i := start
+		for {
+			ins := p.Insns[i]
+			sdStep(&cur, p, i, ins, note)
+			var err error
+			buf, err = succs(p, i, buf[:0])
+			if err != nil {
+				return 0, err
+			}
+			next := -1
+			if len(buf) == 1 && buf[0] < f.End && leader[buf[0]-f.Start] == 0 {
+				next = buf[0]
+			} else {
+				for _, t := range buf {
+					if t >= f.End || t < f.Start {
+						continue
+					}
+					li := leader[t-f.Start] - 1
+					if li < 0 {
+						continue
+					}
+					if !visited[li] {
+						visited[li] = true
+						states[li] = cur
+						work = append(work, t)
+					} else if states[li].merge(&cur) {
+						work = append(work, t)
+					}
+				}
+			}
+			if next < 0 {
+				break
+			}
+			i = next
+		}
+	}
+	return depth, nil
+}
+
+// sdStep applies one instruction to the state, reporting stack accesses.
+func sdStep(s *sdState, p *ir.Program, i int, ins ir.Instruction, note func(int32)) {
+	if ins.Dst > ir.RAX || ins.Src > ir.RAX {
+		return
+	}
+	def := func(r ir.Register) {
+		if r != ir.R10 {
+			s.reg[r] = sdUnknown
+		}
+	}
+	access := func(base ir.Register, off int16, size int) (int32, bool) {
+		v := s.reg[base]
+		if v == sdUnknown {
+			return 0, false
+		}
+		a := v + int32(off)
+		note(a)
+		// Any write overlapping a tracked slot forgets it.
+		for o := a &^ 7; o < a+int32(size); o += 8 {
+			if k := -o/8 - 1; o < 0 && k >= 0 && k < sdSlots {
+				s.has &^= 1 << k
+			}
+		}
+		return a, true
+	}
+	switch c := ins.Class(); c {
+	case ir.ClassALU, ir.ClassALU64:
+		dst := ins.Dst
+		switch {
+		case c == ir.ClassALU64 && ins.ALUOp() == ir.ALUMov && ins.Source() == ir.SourceX && ins.Off == 0:
+			if dst != ir.R10 {
+				s.reg[dst] = s.reg[ins.Src]
+			}
+		case c == ir.ClassALU64 && (ins.ALUOp() == ir.ALUAdd || ins.ALUOp() == ir.ALUSub) && ins.Source() == ir.SourceK:
+			if v := s.reg[dst]; v != sdUnknown && dst != ir.R10 {
+				d := int64(ins.Imm)
+				if ins.ALUOp() == ir.ALUSub {
+					d = -d
+				}
+				nv := int64(v) + d
+				if nv < int64(sdMinDepth) || nv > 1<<20 {
+					s.reg[dst] = sdUnknown
+				} else {
+					s.reg[dst] = int32(nv)
+				}
+			}
+		default:
+			def(dst)
+		}
+	case ir.ClassLD:
+		def(ins.Dst)
+	case ir.ClassLDX:
+		v := s.reg[ins.Src]
+		size := ins.Size().Bytes()
+		def(ins.Dst)
+		if v == sdUnknown {
+			return
+		}
+		a := v + int32(ins.Off)
+		note(a)
+		if ins.Mode() == ir.ModeMEM && size == 8 && a < 0 && a%8 == 0 {
+			if k := -a/8 - 1; k < sdSlots && s.has&(1<<k) != 0 {
+				s.reg[ins.Dst] = s.slot[k]
+			}
+		}
+	case ir.ClassST:
+		if ins.Mode() == ir.ModeNOSPEC {
+			return
+		}
+		access(ins.Dst, ins.Off, ins.Size().Bytes())
+	case ir.ClassSTX:
+		val := s.reg[ins.Src]
+		a, ok := access(ins.Dst, ins.Off, ins.Size().Bytes())
+		if ins.IsAtomic() {
+			switch {
+			case ins.Imm == ir.AtomicCmpXchg:
+				def(ir.R0)
+			case ins.Imm == ir.AtomicLoadAcq:
+				def(ins.Dst)
+			case ins.Imm&ir.AtomicFetch != 0:
+				def(ins.Src)
+			}
+			return
+		}
+		if ok && ins.Mode() == ir.ModeMEM && ins.Size() == ir.SizeDW && val != sdUnknown && a < 0 && a%8 == 0 {
+			if k := -a/8 - 1; k < sdSlots {
+				s.slot[k] = val
+				s.has |= 1 << k
+			}
+		}
+	case ir.ClassJMP, ir.ClassJMP32:
+		if ins.IsCall() || ins.IsTailCall() || ins.IsCallX() {
+			for r := ir.R1; r <= ir.R5; r++ {
+				if v := s.reg[r]; v != sdUnknown {
+					note(v)
+				}
+			}
+			for r := ir.R0; r <= ir.R5; r++ {
+				def(r)
+			}
+		}
+	}
+}
