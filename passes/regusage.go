@@ -14,9 +14,10 @@ import (
 //   - ir.Func.TailCallReachable: the verifier's marks (check_subprogs and
 //     check_max_stack_depth): a function containing a tail call, and, once
 //     the depth-first walk of bpf-to-bpf calls from the main program has
-//     entered a function containing a tail call, every function whose end
-//     the walk reaches afterwards together with its callers (a sticky flag,
-//     as in the kernel); the main program when any of that marks it;
+//     entered a function containing a tail call, the callers on the walk's
+//     stack whenever it reaches a function's end afterwards (a sticky flag,
+//     as in 6.18: a function called after a tail-calling one is not marked
+//     itself, see testdata/amd64/tailcall_after.json);
 //   - ir.Program.UsesArena: set (never cleared) when an instruction
 //     accesses the arena (PROBE_MEM32, PROBE_MEM32SX, PROBE_ATOMIC) or
 //     casts between address spaces.
@@ -123,8 +124,7 @@ func tailCallReach(p *ir.Program, funcs []ir.Func, hasTail []bool) ([]bool, erro
 			}
 			stack = stack[:len(stack)-1]
 		}
-		if sticky {
-			tcr[k] = true
+		if sticky { // the callers on the stack, not k itself (6.18)
 			for _, c := range stack {
 				tcr[c] = true
 			}

@@ -89,6 +89,20 @@ func multiPrograms() []goldenProgram {
 		gps = append(gps, goldenProgram{name: "tailcall_sub", note: "tail call in a subprogram: tail-call-reachable main and subprogram",
 			prog: ir.NewProgram("tailcall_sub", insns), maps: []kernel.MapDef{{Type: kernel.MapProgArray, KeySize: 4, ValueSize: 4, MaxEntries: 4}}, typ: kernel.SocketFilter})
 	}
+	// main calls A (tail call) then B (none): is B marked reachable?
+	{
+		var insns []ir.Instruction
+		insns = append(insns, movr(ir.R6, ir.R1), callLocal(0), callLocal(0), mov64(ir.R0, 0), exit())
+		a := len(insns)
+		insns = append(insns, mapLoad(ir.R2, 0)...)
+		insns = append(insns, mov64(ir.R3, 0), call(ir.HelperTailCall), mov64(ir.R0, 0), exit())
+		b := len(insns)
+		insns = append(insns, mov64(ir.R0, 1), st(ir.SizeDW, 10, -8, 1), exit())
+		insns[1].Imm = int32(a - 2)
+		insns[2].Imm = int32(b - 3)
+		gps = append(gps, goldenProgram{name: "tailcall_after", note: "a function called after a tail-calling one: the verifier's sticky tail_call_reachable",
+			prog: ir.NewProgram("tailcall_after", insns), maps: []kernel.MapDef{{Type: kernel.MapProgArray, KeySize: 4, ValueSize: 4, MaxEntries: 4}}, typ: kernel.SocketFilter})
+	}
 	// Arena accesses of every size.
 	{
 		var insns []ir.Instruction

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/cpu"
 )
@@ -86,14 +87,17 @@ const (
 	linux618CallBase    = 0xffffffff814dccd0
 	linux618ThunkRCX    = 0xffffffff82270020
 	linux618ModulesAddr = 0xffffffffa0000000
+	linux618ReturnThunk = 0xffffffff82270b00 // retbleed_return_thunk (x86_return_thunk)
 )
 
 // Linux618 returns the target equal to the build machine's kernel: Linux
 // 6.18 x86-64 with BMI2, retpolines (indirect tail calls go through
-// __x86_indirect_thunk_rcx), no return thunk in BPF code, no IBT/kCFI, no SLS.
-// __bpf_call_base and the thunk address are read from /proc/kallsyms when it
-// shows addresses, else the values this machine had when the goldens were
-// captured. The arena bases are per program: set KernVMStart/UserVMStart.
+// __x86_indirect_thunk_rcx), returns through the retbleed return thunk
+// (`jmp retbleed_return_thunk` instead of `ret`, as this AMD machine's
+// "untrained return thunk" mitigation does), no IBT/kCFI, no SLS.
+// __bpf_call_base and the thunk addresses are read from /proc/kallsyms
+// (once) when it shows addresses, else the values this machine had when the
+// goldens were captured. The arena bases are per program: set KernVMStart/UserVMStart.
 func Linux618() Target {
 	t := Target{
 		Name:               "linux-6.18",
@@ -101,6 +105,7 @@ func Linux618() Target {
 		BMI2:               true,
 		NopMax:             8,
 		IndirectThunkRCX:   linux618ThunkRCX,
+		ReturnThunk:        linux618ReturnThunk,
 		PseudoFuncAddr:     linux618ModulesAddr,
 		VsyscallAddr:       0xffffffffff600000,
 		TaskSizeMax:        (1 << 47) - 4096,
@@ -110,18 +115,28 @@ func Linux618() Target {
 		ProgBPFFuncOff:     0x48,
 		MaxTailCallCnt:     33,
 	}
-	if f, err := os.Open("/proc/kallsyms"); err == nil {
-		defer f.Close()
-		syms := ReadKallsyms(f, "__bpf_call_base", "__x86_indirect_thunk_rcx")
-		if a := syms["__bpf_call_base"]; a != 0 {
-			t.CallBase = a
+	kallsymsOnce.Do(func() {
+		if f, err := os.Open("/proc/kallsyms"); err == nil {
+			defer f.Close()
+			kallsyms = ReadKallsyms(f, "__bpf_call_base", "__x86_indirect_thunk_rcx", "retbleed_return_thunk")
 		}
-		if a := syms["__x86_indirect_thunk_rcx"]; a != 0 {
-			t.IndirectThunkRCX = a
-		}
+	})
+	if a := kallsyms["__bpf_call_base"]; a != 0 {
+		t.CallBase = a
+	}
+	if a := kallsyms["__x86_indirect_thunk_rcx"]; a != 0 {
+		t.IndirectThunkRCX = a
+	}
+	if a := kallsyms["retbleed_return_thunk"]; a != 0 {
+		t.ReturnThunk = a
 	}
 	return t
 }
+
+var (
+	kallsymsOnce sync.Once
+	kallsyms     map[string]uint64
+)
 
 // Host returns a target for running code in this process: the kernel's
 // code shapes, BMI2 as the CPU reports it, no retpoline (0 thunk), and
@@ -153,6 +168,9 @@ func ReadKallsyms(r io.Reader, names ...string) map[string]uint64 {
 		}
 		if a, err := strconv.ParseUint(f[0], 16, 64); err == nil {
 			out[f[2]] = a
+		}
+		if len(out) == len(want) {
+			break
 		}
 	}
 	return out
