@@ -1,0 +1,65 @@
+package passes
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/bpfc/bpfc/backend/amd64"
+)
+
+// TestCompileMatchesKernel: each arena program's original object, through
+// the Default pipeline and backend/amd64 with the kernel's addresses, gives
+// the kernel's jited image byte for byte (every function, at the address the
+// kernel ran it at).
+func TestCompileMatchesKernel(t *testing.T) {
+	same := 0
+	caps := loadCaptures(t)
+	for _, cp := range caps {
+		name := cp.c.Object + "/" + cp.c.Program
+		p := cp.op.Prog.Clone()
+		ctx := captureContext(cp.c)
+		if _, err := Default(Options{CtxIsMemory: true}).Run(p, ctx); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		tg := amd64.Linux618()
+		tg.CallBase = cp.c.CallBase
+		tg.KernVMStart, tg.UserVMStart = cp.c.KernVMStart, cp.c.UserVMStart
+		im, err := amd64.Compile(p, tg, cp.c.Ksyms)
+		if err != nil {
+			t.Errorf("%s: compile: %v", name, err)
+			continue
+		}
+		want := mustHex(t, cp.c.Jited)
+		got := im.Code()
+		// Every instruction we emit decodes.
+		for off := 0; off < len(got); {
+			inst, err := x86asm.Decode(got[off:], 64)
+			if err != nil {
+				t.Fatalf("%s: our code does not decode at %#x: %v", name, off, err)
+			}
+			off += inst.Len
+		}
+		if !bytes.Equal(got, want) {
+			k := 0
+			for k < len(got) && k < len(want) && got[k] == want[k] {
+				k++
+			}
+			t.Errorf("%s: image differs at byte %#x (ours %d bytes, kernel %d)%s", name, k, len(got), len(want), fmtLens(im, cp.c.FuncLens))
+			continue
+		}
+		same++
+	}
+	t.Logf("%d of %d arena programs compiled from the original object are byte-identical to the kernel's image", same, len(caps))
+}
+
+func fmtLens(im *amd64.Image, want []uint32) string {
+	var got []int
+	for _, f := range im.Funcs {
+		got = append(got, len(f.Code))
+	}
+	return fmt.Sprintf("; function lengths ours %v, kernel %v", got, want)
+}
