@@ -110,8 +110,12 @@ func TestMemoryAndErrors(t *testing.T) {
 		errText string // error must contain this ("" = no error)
 	}{
 		{"stack round trip", "mov %r1, 0x1234\nstxdw [%r10-8], %r1\nldxdw %r0, [%r10-8]\nexit", 0, 0x1234, ""},
-		{"stack bottom of frame 7", "stb [%r10-4096], 5\nldxb %r0, [%r10-4096]\nexit", 0, 5, ""},
-		{"below the stack", "ldxb %r0, [%r10-4097]\nexit", 0, 0, "instruction 0: invalid load of 1 bytes"},
+		{"bottom of the frame", "stb [%r10-512], 5\nldxb %r0, [%r10-512]\nexit", 0, 5, ""},
+		{"below the frame", "ldxb %r0, [%r10-513]\nexit", 0, 0, "instruction 0: invalid load of 1 bytes"},
+		{"below the frame, wide", "ldxdw %r0, [%r10-516]\nexit", 0, 0, "instruction 0: invalid load of 8 bytes"},
+		{"callee frame", "call local f\nexit\nf:\nstb [%r10-512], 7\nldxb %r0, [%r10-512]\nexit", 0, 7, ""},
+		{"below callee frame", "call local f\nexit\nf:\nstb [%r10-513], 7\nexit", 0, 0, "instruction 2: invalid store of 1 bytes"},
+		{"callee frame gone after return", "call local f\nmov %r1, %r10\nadd %r1, -600\nldxb %r0, [%r1+0]\nexit\nf:\nexit", 0, 0, "instruction 3: invalid load"},
 		{"above the stack", "ldxdw %r0, [%r10-4]\nexit", 0, 0, "instruction 0: invalid load of 8 bytes"},
 		{"mem in bounds", "ldxw %r0, [%r1+4]\nexit", 8, 0, ""},
 		{"mem out of bounds", "mov %r0, 0\nldxw %r0, [%r1+6]\nexit", 8, 0, "instruction 1: invalid load of 4 bytes"},
@@ -144,6 +148,41 @@ func TestMemoryAndErrors(t *testing.T) {
 				t.Fatalf("error %T is not *interp.Error", err)
 			}
 		})
+	}
+}
+
+// Every run starts with a zero stack, in every frame, even after a run that
+// wrote them.
+func TestStackZeroBetweenRuns(t *testing.T) {
+	q := prepare(t, assemble(t, `
+ldxdw %r0, [%r10-8]
+ldxdw %r2, [%r10-512]
+or %r0, %r2
+mov %r6, %r0
+mov %r1, 3
+call local f
+or %r0, %r6
+stdw [%r10-8], 1
+stdw [%r10-512], 1
+exit
+f:
+ldxdw %r0, [%r10-8]
+ldxdw %r2, [%r10-512]
+or %r0, %r2
+stdw [%r10-8], 1
+stdw [%r10-512], 1
+jeq %r1, 0, done
+sub %r1, 1
+mov %r7, %r0
+call local f
+or %r0, %r7
+done:
+exit`), Options{})
+	for i := 0; i < 3; i++ {
+		res, err := q.Run(RunOptions{})
+		if err != nil || res.R0 != 0 {
+			t.Fatalf("run %d: r0=%d err=%v (stale stack data)", i, res.R0, err)
+		}
 	}
 }
 

@@ -37,12 +37,15 @@ type machine struct {
 	depth       int
 	mayGoto     uint64
 	done, chunk uint64 // instructions before the current chunk, its length
+	maxDepth    int    // deepest frame this run reached
+	stackBase   uint64 // address of stack[0]
 }
 
 func (m *machine) setup(p *Program, ro *RunOptions) {
-	m.stack = [stackSize]byte{}
 	m.regions = m.regions[:0]
-	m.addRegion("stack", m.stack[:], false)
+	m.stackBase = uint64(uintptr(unsafe.Pointer(&m.stack[0])))
+	m.addRegion("stack", m.stack[stackSize-StackSize:], false) // frame 0; see enterFrame
+	m.maxDepth = 0
 	m.addRegion("mem", ro.Mem, false)
 	m.addRegion("ctx", ro.Ctx, false)
 	for _, rg := range ro.Regions {
@@ -76,6 +79,9 @@ func (m *machine) release() {
 	for i := range m.frames {
 		m.frames[i].prog = nil
 	}
+	// Restore the invariant that a pooled machine's stack is all zero:
+	// only frames 0..maxDepth were accessible in this run.
+	clear(m.stack[stackSize-(m.maxDepth+1)*StackSize:])
 	m.arena, m.packet, m.prog, m.ro = nil, nil, nil, nil
 	m.runOpts = RunOptions{}
 	m.hctx = helpers.Context{}
@@ -226,7 +232,7 @@ func wr(p unsafe.Pointer, n int, v uint64) {
 
 // atomic executes STX ATOMIC / PROBE_ATOMIC. On an arena fault nothing
 // happens and no register changes (the JIT's DONT_CLEAR fixup).
-func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
+func (m *machine) atomic(r *[256]uint64, in *insn, p *Program, pc int) error {
 	n := sizeBytes(in.op)
 	imm := int32(in.k)
 	var ptr unsafe.Pointer
@@ -237,18 +243,18 @@ func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 	}
 	if ir.Mode(in.op&0xe0) == ir.ModeProbeAtomic {
 		// Load-acquire reads [src+off], everything else writes [dst+off].
-		base := r[in.dst&15]
+		base := r[in.dst]
 		if imm == ir.AtomicLoadAcq {
-			base = r[in.src&15]
+			base = r[in.src]
 		}
 		ptr, err = m.arenaPtr(base, in.off, n, p, pc, what)
 		if ptr == nil {
 			return err
 		}
 	} else {
-		base := r[in.dst&15]
+		base := r[in.dst]
 		if imm == ir.AtomicLoadAcq {
-			base = r[in.src&15]
+			base = r[in.src]
 		}
 		a := base + uint64(int64(in.off))
 		var acc int
@@ -263,16 +269,16 @@ func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 	if uintptr(ptr)%uintptr(n) != 0 {
 		return m.errAt(p, pc, nil, "misaligned %s of %d bytes at %p", what, n, ptr)
 	}
-	src := r[in.src&15]
+	src := r[in.src]
 	switch imm {
 	case ir.AtomicLoadAcq: // dst = load_acquire(src + off)
 		switch n {
 		case 4:
-			r[in.dst&15] = uint64(atomic.LoadUint32((*uint32)(ptr)))
+			r[in.dst] = uint64(atomic.LoadUint32((*uint32)(ptr)))
 		case 8:
-			r[in.dst&15] = atomic.LoadUint64((*uint64)(ptr))
+			r[in.dst] = atomic.LoadUint64((*uint64)(ptr))
 		default:
-			r[in.dst&15] = rd(ptr, n)
+			r[in.dst] = rd(ptr, n)
 		}
 		return nil
 	case ir.AtomicStoreRel: // store_release(dst + off, src)
@@ -316,7 +322,7 @@ func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 			return nil
 		}
 		if imm&ir.AtomicFetch != 0 {
-			r[in.src&15] = old
+			r[in.src] = old
 		}
 		return nil
 	}
@@ -350,7 +356,7 @@ func (m *machine) atomic(r *[16]uint64, in *insn, p *Program, pc int) error {
 		return nil
 	}
 	if imm&ir.AtomicFetch != 0 {
-		r[in.src&15] = uint64(old)
+		r[in.src] = uint64(old)
 	}
 	return nil
 }
