@@ -8,6 +8,8 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/bpfc/bpfc/backend/amd64"
+	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/pipeline"
 )
 
 // TestCompileMatchesKernel: each arena program's original object, through
@@ -62,4 +64,57 @@ func fmtLens(im *amd64.Image, want []uint32) string {
 		got = append(got, len(f.Code))
 	}
 	return fmt.Sprintf("; function lengths ours %v, kernel %v", got, want)
+}
+
+// TestCompileFromXlatedMatchesKernel: the kernel's own xlated program,
+// through the JIT pipeline (arena inference, stackdepth, regusage) and
+// backend/amd64, gives the kernel's jited image byte for byte. Map loads,
+// which the dump shows as map IDs, are given the addresses the JIT embedded.
+func TestCompileFromXlatedMatchesKernel(t *testing.T) {
+	same := 0
+	caps := loadCaptures(t)
+	for _, cp := range caps {
+		name := cp.c.Object + "/" + cp.c.Program
+		x, err := decodeXlated(mustHex(t, cp.c.Xlated))
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyFuncAux(x, cp.op.Prog)
+		// Map IDs -> addresses, by the symbol at the same place of the original.
+		orig := cp.op.Prog
+		if orig.Len() == x.Len() {
+			for i := 0; i < x.Len(); i++ {
+				if x.Insns[i].IsLdImm64() && (x.Insns[i].Src == 1 || x.Insns[i].Src == 2) {
+					ld := ir.LdImm64(x.Insns[i].Dst, cp.c.Addrs[orig.Aux[i].Symbol])
+					x.Insns[i], x.Insns[i+1] = ld[0], ld[1]
+				}
+			}
+		} else {
+			// Only the arena map is used by these programs.
+			for i := 0; i < x.Len(); i++ {
+				if x.Insns[i].IsLdImm64() && x.Insns[i].Src == 1 {
+					ld := ir.LdImm64(x.Insns[i].Dst, cp.c.Addrs["arena"])
+					x.Insns[i], x.Insns[i+1] = ld[0], ld[1]
+				}
+			}
+		}
+		if _, err := JIT().Run(x, &pipeline.Context{FromXlated: true}); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		tg := amd64.Linux618()
+		tg.CallBase = cp.c.CallBase
+		tg.KernVMStart, tg.UserVMStart = cp.c.KernVMStart, cp.c.UserVMStart
+		im, err := amd64.Compile(x, tg, cp.c.Ksyms)
+		if err != nil {
+			t.Errorf("%s: compile: %v", name, err)
+			continue
+		}
+		if !bytes.Equal(im.Code(), mustHex(t, cp.c.Jited)) {
+			t.Errorf("%s: image from xlated differs%s", name, fmtLens(im, cp.c.FuncLens))
+			continue
+		}
+		same++
+	}
+	t.Logf("%d of %d arena programs compiled from the kernel's xlated dump are byte-identical to its image", same, len(caps))
 }
