@@ -69,8 +69,8 @@ type Capture struct {
 	// StackDepths is each function's `sub rsp, imm32` (0 when absent):
 	// round_up(stack depth, 8).
 	StackDepths []int `json:"stack_depths"`
-	// Pushes lists each function's callee-saved pushes after the frame
-	// (e.g. "r12 rbx r13"; the tail-call counter's rax pushes left out).
+	// Pushes lists each function's pushes after the frame, in order
+	// (e.g. "r12 rbx r13"; "rax" entries are the tail-call counter block).
 	Pushes []string `json:"pushes"`
 	// VerifiedInsns is how many instructions the verifier processed.
 	VerifiedInsns uint32 `json:"verified_insns,omitempty"`
@@ -425,9 +425,7 @@ func prologue(d []X86Insn) (depth int, pushes string, kvm uint64) {
 		in := d[k].Inst
 		if in.Op == x86asm.PUSH {
 			if r, ok := in.Args[0].(x86asm.Reg); ok {
-				if r != x86asm.RAX { // rax: the tail-call counter block
-					regs = append(regs, strings.ToLower(r.String()))
-				}
+				regs = append(regs, strings.ToLower(r.String()))
 				continue
 			}
 		}
@@ -599,4 +597,14 @@ func rawInsns(b []byte) ([]ir.Instruction, error) {
 		return nil, &ir.Error{Index: len(out) - 1, Reason: "ld_imm64 without its second half"}
 	}
 	return out, nil
+}
+
+// SourceProgram decodes the capture's source program (as it was loaded;
+// map references by fd_array index, kfunc ids of the capturing kernel).
+func SourceProgram(c *Capture) (*ir.Program, error) {
+	insns, err := rawInsns(c.Source)
+	if err != nil {
+		return nil, err
+	}
+	return ir.NewProgram(c.Name, insns), nil
 }
