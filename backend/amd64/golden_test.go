@@ -251,3 +251,26 @@ func checkDecodes(t *testing.T, name string, im *Image) {
 		}
 	}
 }
+
+// TestKernelCorpus compiles the kernel helper's corpus (testdata/kernel)
+// with the kernel's own facts, like TestGolden.
+func TestKernelCorpus(t *testing.T) {
+	caps, err := kernel.ReadCaptures("../../testdata/kernel")
+	if err != nil || len(caps) == 0 {
+		t.Skip("no corpus in testdata/kernel")
+	}
+	same := 0
+	for _, c := range caps {
+		p, tg, err := truthProgram(c)
+		if err != nil {
+			t.Errorf("%s: %v", c.Name, err)
+			continue
+		}
+		im := compareCapture(t, c, p, tg)
+		if im != nil && bytes.Equal(im.Code(), c.Jited) {
+			same++
+			checkDecodes(t, c.Name, im)
+		}
+	}
+	t.Logf("%d/%d captures byte-identical", same, len(caps))
+}
