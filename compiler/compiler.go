@@ -221,10 +221,51 @@ type Options struct {
 	DumpAfter []string
 	// Symbols gives the addresses of map, arena and other symbols.
 	Symbols map[string]uint64
+	// FakeMapAddrs gives every map of an object that Symbols does not
+	// cover a made-up kernel address (FakeMapBase + k*0x1000), so that a
+	// program with maps compiles without a kernel; the code then has the
+	// kernel's shape but not its map addresses.
+	FakeMapAddrs bool
 	// Logger receives per-pass logs and dumps (nop when nil).
 	Logger *zap.Logger
 	// NoBackend stops after the passes.
 	NoBackend bool
+}
+
+// FakeMapBase is where FakeMapAddrs starts (a direct-map kernel address).
+const FakeMapBase = 0xffff888100000000
+
+// symbolsFor completes the symbol addresses for an object: the arena
+// globals' address when the target has a user_vm_start (libbpf puts them at
+// the end of the arena, and the verifier loads user_vm_start + offset), and
+// with FakeMapAddrs made-up map addresses.
+func symbolsFor(in *Input, o Options, t amd64.Target) map[string]uint64 {
+	if in.Object == nil {
+		return o.Symbols
+	}
+	syms := map[string]uint64{}
+	for k, v := range o.Symbols {
+		syms[k] = v
+	}
+	if a := in.Object.Arena; a != nil && t.UserVMStart != 0 {
+		if _, ok := syms[elf.ArenaSection]; !ok {
+			pages := uint64(0)
+			for _, m := range in.Object.Maps {
+				if m.Name == a.Map {
+					pages = uint64(m.MaxEntries)
+				}
+			}
+			syms[elf.ArenaSection] = t.UserVMStart + pages*4096 - (uint64(a.Size)+4095)&^4095
+		}
+	}
+	if o.FakeMapAddrs {
+		for k, m := range in.Object.Maps {
+			if _, ok := syms[m.Name]; !ok {
+				syms[m.Name] = FakeMapBase + uint64(k)*0x1000
+			}
+		}
+	}
+	return syms
 }
 
 // Result is a compiled program.
@@ -249,17 +290,18 @@ func Compile(in *Input, o Options) (*Result, error) {
 	}
 	pl := o.Pipeline
 	if pl == nil {
-		pl = DefaultPipeline(o.FromXlated)
+		pl = PipelineFor(in, o.FromXlated)
 	}
 	if o.DumpAfter != nil {
 		pl.DumpAfter = o.DumpAfter
 	}
 	p := in.Prog.Clone()
+	syms := symbolsFor(in, o, t)
 	ctx := &pipeline.Context{
 		Logger:      log.With(zap.String("file", in.File), zap.String("prog", in.Name)),
 		File:        in.File,
 		FromXlated:  o.FromXlated,
-		Symbols:     o.Symbols,
+		Symbols:     syms,
 		KernVMStart: t.KernVMStart,
 		UserVMStart: t.UserVMStart,
 	}

@@ -36,6 +36,9 @@ func PrintOptions(p *ir.Program) *ir.PrintOptions {
 				off = p.Insns[i+1].Imm
 			}
 			switch {
+			case a.Symbol != "" && ins.Src == ir.PseudoNone:
+				// resolved by the passes: the address, with what it is
+				return fmt.Sprintf("%#x <%s>", v, a.Symbol)
 			case a.SymbolKind == ir.SymMap && ins.Src == ir.PseudoMapFD:
 				return fmt.Sprintf("map[%s]", a.Symbol)
 			case a.SymbolKind == ir.SymMap:

@@ -67,6 +67,7 @@ type compileFlags struct {
 	userVMStart string
 	symbols     []string
 	noBackend   bool
+	fakeMaps    bool
 }
 
 func newCompile(g *globals) *cobra.Command {
@@ -104,6 +105,7 @@ renamed over FILE only when everything succeeded.`,
 	fl.StringVar(&f.kernVMStart, "kern-vm-start", "", "arena kernel base address (r12)")
 	fl.StringVar(&f.userVMStart, "user-vm-start", "", "arena user base address")
 	fl.StringArrayVar(&f.symbols, "symbol", nil, "NAME=ADDR: address a map or global symbol's ld_imm64 loads (repeatable)")
+	fl.BoolVar(&f.fakeMaps, "fake-map-addrs", false, "give maps without --symbol a made-up kernel address (code shape as the kernel's, addresses not)")
 	fl.BoolVar(&f.noBackend, "no-backend", false, "stop after the passes (with --dump-after, to inspect them)")
 	return cmd
 }
@@ -173,6 +175,7 @@ func (f *compileFlags) options(g *globals) (compiler.Options, error) {
 	o.FromXlated = f.fromXlated
 	o.DumpAfter = f.dumpAfter
 	o.NoBackend = f.noBackend
+	o.FakeMapAddrs = f.fakeMaps
 	o.Logger = g.log
 	return o, nil
 }
@@ -200,7 +203,7 @@ func (f *compileFlags) run(g *globals, args []string) error {
 	}
 	var results []*compiler.Result
 	for _, in := range inputs {
-		pl := compiler.DefaultPipeline(f.fromXlated)
+		pl := compiler.PipelineFor(in, f.fromXlated)
 		pl.Dumper = g.dumper()
 		o.Pipeline = pl
 		r, err := compiler.Compile(in, o)
