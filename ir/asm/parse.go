@@ -159,6 +159,9 @@ func parseInsn(text string) (parsed, error) {
 	if err != nil {
 		return parsed{}, err
 	}
+	if len(toks) == 0 {
+		return parsed{}, fmt.Errorf("missing mnemonic in %q", text)
+	}
 	mn, ops := strings.ToLower(toks[0]), toks[1:]
 	one := func(ins ir.Instruction) (parsed, error) { return parsed{insns: []ir.Instruction{ins}}, nil }
 
