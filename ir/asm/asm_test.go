@@ -252,9 +252,9 @@ func TestFormatRoundTrip(t *testing.T) {
 		{ins(0xdb, 0, 1, 0, ir.AtomicLoadAcq), ins(0xe5, 0, 0, 0, 0), ins(0xf5, 0, 0, 0, 0), ins(0x95, 0, 0, 0, 0)},
 		{ins(0xbf, 1, 2, 1, ir.CastToUser), ins(0xa1, 1, 2, 0, 0), ins(0xc2, 0, 0, 0, 0), ins(0x95, 0, 0, 0, 0)},
 		{ins(0x05, 0, 0, 1, 0), ins(0x18, 0, 0, 0, 0), ins(0, 0, 0, 0, 0), ins(0x95, 0, 0, 0, 0)}, // jump into ld_imm64
-		{ins(0x05, 0, 0, 100, 0), ins(0x15, 1, 0, -50, 0), ins(0x95, 0, 0, 0, 0)},                  // targets outside
-		{ins(0x05, 0, 0, 0, 7), ins(0xb7, 0, 1, 0, 0), ins(0x95, 0, 0, 0, 1)},                       // reserved fields
-		{ins(0x8d, 0, 0, 0, 2), ins(0x85, 0, 2, 3, 9), ins(0x18, 0, 0, 0, 0)},                       // callx in imm, kfunc off, truncated ld_imm64
+		{ins(0x05, 0, 0, 100, 0), ins(0x15, 1, 0, -50, 0), ins(0x95, 0, 0, 0, 0)},                 // targets outside
+		{ins(0x05, 0, 0, 0, 7), ins(0xb7, 0, 1, 0, 0), ins(0x95, 0, 0, 0, 1)},                     // reserved fields
+		{ins(0x8d, 0, 0, 0, 2), ins(0x85, 0, 2, 3, 9), ins(0x18, 0, 0, 0, 0)},                     // callx in imm, kfunc off, truncated ld_imm64
 	}
 	for k, insns := range progs {
 		p := ir.NewProgram("", insns)
