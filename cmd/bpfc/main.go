@@ -101,3 +101,15 @@ Exit status: 0 success, 1 compile error, 2 usage error.`,
 	}
 	return root
 }
+
+// fileErr attaches the file (and program) to an error, as compiler.Error
+// does, unless it already names them.
+func fileErr(file, prog string, err error) error {
+	if strings.HasPrefix(err.Error(), file+": ") {
+		return err
+	}
+	if prog != "" {
+		return fmt.Errorf("%s: %s: %w", file, prog, err)
+	}
+	return fmt.Errorf("%s: %w", file, err)
+}

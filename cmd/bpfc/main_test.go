@@ -353,11 +353,31 @@ func TestKcompare(t *testing.T) {
 	}
 }
 
-func TestNotAvailable(t *testing.T) {
-	for _, sub := range []string{"run"} {
-		r := bpfc(t, nil, sub, filepath.Join(elfDir, "alu.o"))
-		if r.code == 1 && strings.Contains(r.stderr, "not available") {
-			require.Equal(t, 1, strings.Count(r.stderr, "\n"))
-		}
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	data := writeFile(t, dir, "sum.data", []byte("-- asm\nldxb %r0, [%r1]\nldxb %r2, [%r1+1]\nadd %r0, %r2\nexit\n-- mem\n05 07\n-- result\n0xc\n"))
+	wrong := writeFile(t, dir, "wrong.data", []byte("-- asm\nmov %r0, 1\nexit\n-- result\n0x2\n"))
+	tests := []struct {
+		args   []string
+		stdin  []byte
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"run", data}, nil, 0, "0xc\n", ""},
+		{[]string{"run", "--interp", data}, nil, 0, "0xc\n", ""},
+		{[]string{"run", "--mem", "10 20", data}, nil, 0, "0x30\n", ""},
+		{[]string{"run", "-"}, raw(mov0, exit), 0, "0x7\n", ""},
+		{[]string{"run", "--prog", "alu_loop", filepath.Join(elfDir, "alu.o")}, nil, 0, "0x33\n", ""},
+		{[]string{"run", "--interp", "--prog", "alu_loop", filepath.Join(elfDir, "alu.o")}, nil, 0, "0x33\n", ""},
+		{[]string{"run", wrong}, nil, 1, "0x1\n", "bpfc: " + wrong + ": r0 = 0x1, the file expects 0x2\n"},
+		{[]string{"run", filepath.Join(elfDir, "alu.o")}, nil, 2, "", "bpfc: run needs exactly one program, got 2: select one with --prog\n"},
+		{[]string{"run", "--mem", "zz", data}, nil, 2, "", "bpfc: --mem: encoding/hex: invalid byte: U+007A 'z'\n"},
+	}
+	for _, tt := range tests {
+		r := bpfc(t, tt.stdin, tt.args...)
+		require.Equal(t, tt.code, r.code, "%v: %s", tt.args, r.stderr)
+		require.Equal(t, tt.stdout, r.stdout, "%v", tt.args)
+		require.Equal(t, tt.stderr, r.stderr, "%v", tt.args)
 	}
 }

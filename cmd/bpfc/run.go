@@ -1,21 +1,102 @@
 package main
 
 import (
+	"context"
+	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/bpfc/bpfc/interp"
+	"github.com/bpfc/bpfc/vm"
 )
 
+type runFlags struct {
+	inputFlags
+	mem       string
+	useInterp bool
+	budget    int64
+}
+
 func newRun(g *globals) *cobra.Command {
-	f := &inputFlags{}
+	f := &runFlags{}
 	cmd := &cobra.Command{
 		Use:   "run [flags] INPUT",
 		Short: "Run a program in-process and print r0",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return fmt.Errorf("run: %w in this build yet", errNotAvailable)
-		},
+		Long: `Run compiles one program with the kernel's code shapes for this process (the vm
+package: W^X code region, private stacks, helpers, arena fault recovery through the
+exception table) and runs it once with r1 = the memory given by --mem (or a
+conformance file's "-- mem" section) and r2 = its length. It prints r0 in hex.
+For a conformance file with a "-- result" section (and no --mem) it also checks r0
+and exits 1 when it differs. --interp runs the reference interpreter instead of the JIT.
+Programs that need maps are not supported here.`,
+		Example: `  bpfc run /work/shared/conformance/add.data
+  printf '\xb7\x00\x00\x00\x07\x00\x00\x00\x95\x00\x00\x00\x00\x00\x00\x00' | bpfc run -`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return f.run(g, args) },
 	}
 	f.add(cmd)
+	cmd.Flags().StringVar(&f.mem, "mem", "", "input memory as hex bytes (spaces allowed); r1 points to it, r2 is its length")
+	cmd.Flags().BoolVar(&f.useInterp, "interp", false, "run the reference interpreter instead of the JIT")
+	cmd.Flags().Int64Var(&f.budget, "budget", 0, "stop a run after about this many loop iterations (JIT) or instructions (--interp); 0 = no limit")
 	return cmd
+}
+
+func (f *runFlags) run(g *globals, args []string) error {
+	var mem []byte
+	if f.mem != "" {
+		b, err := hex.DecodeString(strings.Join(strings.Fields(f.mem), ""))
+		if err != nil {
+			return usagef("--mem: %v", err)
+		}
+		mem = b
+	}
+	if f.budget < 0 {
+		return usagef("--budget %d: must not be negative", f.budget)
+	}
+	inputs, err := f.load(g, args)
+	if err != nil {
+		return err
+	}
+	if len(inputs) != 1 {
+		return usagef("run needs exactly one program, got %d: select one with --prog", len(inputs))
+	}
+	in := inputs[0]
+	check := false // the file's expected result applies to the file's memory
+	if mem == nil && in.Test != nil {
+		mem = in.Test.Mem
+		check = in.Test.HasResult
+	}
+	errName := ""
+	if in.ElfProg != nil {
+		errName = in.Name
+	}
+	var r0 uint64
+	if f.useInterp {
+		p, err := interp.Prepare(in.Prog, interp.Options{})
+		if err != nil {
+			return fileErr(in.File, errName, err)
+		}
+		res, err := p.Run(interp.RunOptions{Mem: mem, Budget: uint64(f.budget), Context: context.Background(), Trace: g.stderr})
+		if err != nil {
+			return fileErr(in.File, errName, err)
+		}
+		r0 = res.R0
+	} else {
+		p, err := vm.Load(in.Prog, &vm.LoadOptions{Options: vm.Options{Name: in.Name}, Xlated: f.fromXlated})
+		if err != nil {
+			return fileErr(in.File, errName, err)
+		}
+		defer p.Close()
+		r0, err = p.RunConfig(context.Background(), &vm.RunConfig{Mem: mem, Budget: f.budget, Trace: g.stderr})
+		if err != nil {
+			return fileErr(in.File, errName, err)
+		}
+	}
+	fmt.Fprintf(g.stdout, "%#x\n", r0)
+	if check && in.Test.Result != r0 {
+		return fileErr(in.File, errName, fmt.Errorf("r0 = %#x, the file expects %#x", r0, in.Test.Result))
+	}
+	return nil
 }
