@@ -283,15 +283,7 @@ func (c *Capture) derive() error {
 			}
 		}
 	}
-	inSpan := func(s span) []X86Insn {
-		var out []X86Insn
-		for _, x := range dis[s.f] {
-			if x.Off >= s.xlo && x.Off < s.xhi {
-				out = append(out, x)
-			}
-		}
-		return out
-	}
+	inSpan := func(s span) []X86Insn { return insnsIn(dis[s.f], s.xlo, s.xhi) }
 	spanOf := make([]int, n)
 	for i := range spanOf {
 		spanOf[i] = -1
@@ -450,8 +442,8 @@ func (c *Capture) findMovabs(dis [][]X86Insn, sp []span, k int, reg x86asm.Reg, 
 	}
 	if k >= 0 {
 		s := sp[k]
-		for _, x := range dis[s.f] {
-			if x.Off >= s.xlo && x.Off < s.xhi && isMovabs(x) {
+		for _, x := range insnsIn(dis[s.f], s.xlo, s.xhi) {
+			if isMovabs(x) {
 				return uint64(x.Inst.Args[1].(x86asm.Imm)), nil
 			}
 		}
@@ -607,4 +599,12 @@ func SourceProgram(c *Capture) (*ir.Program, error) {
 		return nil, err
 	}
 	return ir.NewProgram(c.Name, insns), nil
+}
+
+// insnsIn returns the instructions of d (sorted by offset) that start in
+// [lo, hi).
+func insnsIn(d []X86Insn, lo, hi int) []X86Insn {
+	a := sort.Search(len(d), func(i int) bool { return d[i].Off >= lo })
+	b := sort.Search(len(d), func(i int) bool { return d[i].Off >= hi })
+	return d[a:b]
 }

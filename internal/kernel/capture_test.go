@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -16,9 +17,17 @@ import (
 
 const goldenDir = "../../testdata/kernel"
 
+var (
+	goldenOnce sync.Once
+	goldenCaps []*Capture
+	goldenErr  error
+)
+
+// goldens reads testdata/kernel once; tests copy before changing a capture.
 func goldens(t *testing.T) []*Capture {
 	t.Helper()
-	cs, err := ReadCaptures(goldenDir)
+	goldenOnce.Do(func() { goldenCaps, goldenErr = ReadCaptures(goldenDir) })
+	cs, err := goldenCaps, goldenErr
 	if err != nil {
 		t.Fatal(err)
 	}
