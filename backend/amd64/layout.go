@@ -8,10 +8,13 @@ import (
 )
 
 const (
-	maxPasses     = 20            // MAX_PASSES
-	paddingPasses = maxPasses - 5 // PADDING_PASSES
-	pessimistic   = 64            // bytes per instruction in the first estimate
+	maxPasses   = 20 // MAX_PASSES
+	pessimistic = 64 // bytes per instruction in the first estimate
 )
+
+// paddingPasses is PADDING_PASSES (maxPasses - 5); a variable only so that
+// a test can switch padding off to build a layout that does not converge.
+var paddingPasses = maxPasses - 5
 
 // sizingPass simulates one do_jit pass over the variable instructions only.
 // pass0 uses the kernel's initial estimate addrs[i] = 64*(i+1) for every
