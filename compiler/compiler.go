@@ -26,6 +26,7 @@ import (
 	"github.com/bpfc/bpfc/ir"
 	"github.com/bpfc/bpfc/ir/asm"
 	"github.com/bpfc/bpfc/ir/elf"
+	"github.com/bpfc/bpfc/passes"
 	"github.com/bpfc/bpfc/pipeline"
 )
 
@@ -327,4 +328,58 @@ func Compile(in *Input, o Options) (*Result, error) {
 	}
 	res.Image = im
 	return res, nil
+}
+
+// KernelSymbols derives, from the program the kernel JIT compiled (the
+// xlated program with map addresses, as internal/kernel's Capture.JITInput
+// holds it), the addresses the passes need to compile the original program
+// src to the same code: maps, globals and arena globals by symbol, kfuncs by
+// name, helpers by passes.HelperSymbol, and __bpf_call_base. The ld_imm64s
+// and helper/kfunc calls of the two programs are paired in order (the
+// verifier's insertions, such as division guards, add neither); when they
+// do not pair up it reports false.
+func KernelSymbols(src, jit *ir.Program, callBase uint64) (map[string]uint64, bool) {
+	events := func(p *ir.Program) []int {
+		var out []int
+		for i := 0; i < p.Len(); i++ {
+			ins := p.Insns[i]
+			if ins.IsLdImm64() || (ins.IsCall() && !ins.IsPseudoCall()) {
+				out = append(out, i)
+			}
+			if ins.IsLdImm64() {
+				i++
+			}
+		}
+		return out
+	}
+	se, je := events(src), events(jit)
+	if len(se) != len(je) {
+		return nil, false
+	}
+	syms := map[string]uint64{passes.CallBaseSymbol: callBase}
+	for k, i := range se {
+		s, j := src.Insns[i], jit.Insns[je[k]]
+		a := src.Aux[i]
+		if s.IsLdImm64() != j.IsLdImm64() {
+			return nil, false
+		}
+		switch {
+		case s.IsLdImm64():
+			if a.Symbol != "" && (a.SymbolKind == ir.SymMap || a.SymbolKind == ir.SymArena) {
+				addr := ir.Imm64(j, jit.Insns[je[k]+1])
+				if s.Src == ir.PseudoMapValue || s.Src == ir.PseudoMapIdxValue {
+					addr -= uint64(uint32(src.Insns[i+1].Imm))
+				}
+				if old, ok := syms[a.Symbol]; ok && old != addr {
+					return nil, false
+				}
+				syms[a.Symbol] = addr
+			}
+		case s.IsKfuncCall() && a.Symbol != "":
+			syms[a.Symbol] = callBase + uint64(int64(j.Imm))
+		case s.IsHelperCall():
+			syms[passes.HelperSymbol(s.Imm)] = callBase + uint64(int64(j.Imm))
+		}
+	}
+	return syms, true
 }
