@@ -298,7 +298,13 @@ func Prepare(p *ir.Program, opts Options) (*Program, error) {
 		// Still runnable: every arena access faults (reads 0).
 		q.layout = arena.Layout{}
 	}
-	q.arenaOps = hasCast && !hasProbe32 && opts.Arena != nil
+	// With an arena, plain accesses through 32-bit arena pointers take arena
+	// semantics too: in clang's output (not converted) and in the kernel's
+	// xlated dumps (which show PROBE_MEM32 as MEM but keep PROBE_ATOMIC)
+	// that is what the verifier makes of them. Nothing else lives at
+	// addresses below 4 GiB + 32 KiB here.
+	q.arenaOps = opts.Arena != nil
+	_, _ = hasCast, hasProbe32
 	return q, nil
 }
 
