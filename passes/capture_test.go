@@ -200,11 +200,12 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 	c.Jited = hex.EncodeToString(info.Jited)
 	c.Ksyms = info.Ksyms
 	c.FuncLens = info.FuncLens
-	ks, err := kallsyms(append([]string{"__bpf_call_base"}, kfuncs...)...)
+	ks, err := kallsyms(append([]string{"__bpf_call_base", MayGotoSymbol}, kfuncs...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.CallBase = ks["__bpf_call_base"]
+	c.Addrs[MayGotoSymbol] = ks[MayGotoSymbol]
 	for _, k := range kfuncs {
 		c.Addrs[k] = ks[k]
 	}

@@ -30,13 +30,19 @@ func HelperSymbol(id int32) string { return fmt.Sprintf("helper#%d", id) }
 //     name, HelperSymbol(id)); with no call base the immediates stay as they
 //     are;
 //   - bpf-to-bpf calls keep their relative imm (the JIT resolves them to
-//     the callee's image, as the kernel's extra pass does).
+//     the callee's image, as the kernel's extra pass does);
+//   - may_goto becomes the x86 kernel's timed form: a 16-byte counter and
+//     timestamp below the function's stack (its StackDepth grows by 16, so
+//     the stackdepth pass must run first), a decrement through BPF_REG_AX
+//     and a call of arch_bpf_timed_may_goto (Symbols) when the count runs
+//     out; the function's first instruction is preceded by the counter's
+//     initialisation (BPF_MAX_TIMED_LOOPS, 0).
 //
 // What only the kernel knows is an error naming the instruction, never a
 // guess: context field conversions (unless Options.CtxIsMemory says the
 // program type passes its context through, as syscall programs do),
 // LD_ABS/LD_IND, tail calls (direct or indirect depends on the verifier's
-// key tracking), may_goto expansion, helpers the kernel inlines or
+// key tracking), helpers the kernel inlines or
 // redirects (map operations, smp_processor_id, jiffies64, get_func_arg...),
 // and kfuncs it specialises (obj_new, cast_to_kern_ctx, ...).
 //
@@ -47,6 +53,8 @@ func HelperSymbol(id int32) string { return fmt.Sprintf("helper#%d", id) }
 // symbolic, and no division can trap. In FromXlated mode it does nothing.
 type Fixups struct {
 	Options Options
+
+	mayGotoFuncs []bool // per function: may_goto slots were added
 }
 
 // Options are settings of the passes that depend on the program's type or
@@ -59,6 +67,9 @@ type Options struct {
 }
 
 func (Fixups) Name() string { return "fixups" }
+
+// Run applies the fixups to p.
+func (f Fixups) Run(p *ir.Program, ctx *pipeline.Context) error { return f.run(p, ctx) }
 
 func (Fixups) Describe() string {
 	return "div/mod guards, map/arena-global addresses into ld_imm64, helper/kfunc call immediates (do_misc_fixups)"
@@ -93,7 +104,7 @@ var kernelOnlyKfuncs = map[string]bool{
 	"bpf_session_cookie": true, "bpf_iter_css_task_new": true,
 }
 
-func (f Fixups) Run(p *ir.Program, ctx *pipeline.Context) error {
+func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 	if ctx == nil {
 		ctx = &pipeline.Context{}
 	}
@@ -101,6 +112,11 @@ func (f Fixups) Run(p *ir.Program, ctx *pipeline.Context) error {
 		return nil
 	}
 	base, haveBase := ctx.Symbols[CallBaseSymbol]
+	if _, err := funcsOf(p); err != nil {
+		return err
+	}
+	extra := make([]bool, len(p.Funcs)) // functions given may_goto slots
+	f.mayGotoFuncs = extra
 	for i := 0; i < len(p.Insns); i++ {
 		ins := p.Insns[i]
 		a := p.Aux[i]
@@ -115,7 +131,11 @@ func (f Fixups) Run(p *ir.Program, ctx *pipeline.Context) error {
 		case (ins.Class() == ir.ClassLDX || ins.Class() == ir.ClassST || ins.Class() == ir.ClassSTX) && a.PtrType == ir.PtrCtx && !f.Options.CtxIsMemory:
 			return &ir.Error{Index: i, Reason: "context access: the kernel converts context fields per program type (out of scope; set CtxIsMemory for program types that pass the context through)"}
 		case ins.Op == ir.OpMayGoto:
-			return &ir.Error{Index: i, Reason: "may_goto: the kernel's expansion (stack counter, timed helper) is out of scope"}
+			n, err := f.mayGoto(p, i, ctx)
+			if err != nil {
+				return err
+			}
+			i += n - 1
 		case ins.IsTailCall():
 			return &ir.Error{Index: i, Reason: "tail call: direct or indirect form depends on the verifier's key tracking (out of scope)"}
 		case ins.IsHelperCall():
@@ -154,7 +174,7 @@ func (f Fixups) Run(p *ir.Program, ctx *pipeline.Context) error {
 			i += n - 1
 		}
 	}
-	return nil
+	return f.mayGotoPrologues(p)
 }
 
 func setCallImm(p *ir.Program, i int, addr, base uint64) error {
@@ -285,4 +305,114 @@ func divGuard(p *ir.Program, i int) (int, error) {
 		p.Aux[i+k].ZextDst = d
 	}
 	return len(patch), nil
+}
+
+// MayGotoSymbol is the Symbols key of the kernel's arch_bpf_timed_may_goto.
+const MayGotoSymbol = "arch_bpf_timed_may_goto"
+
+// maxTimedLoops is BPF_MAX_TIMED_LOOPS, the counter's start value.
+const maxTimedLoops = 0xffff
+
+// mayGoto expands the may_goto at i as do_misc_fixups does on a JIT with
+// timed may_goto, and returns the number of slots it now takes.
+func (f *Fixups) mayGoto(p *ir.Program, i int, ctx *pipeline.Context) (int, error) {
+	k := ir.FuncOf(p.Funcs, i)
+	depth := p.Funcs[k].StackDepth
+	if f.mayGotoFuncs[k] {
+		depth -= 16 // the slots were added by an earlier may_goto of this function
+	}
+	base, ok1 := ctx.Symbols[CallBaseSymbol]
+	fn, ok2 := ctx.Symbols[MayGotoSymbol]
+	if !ok1 || !ok2 {
+		return 0, &ir.Error{Index: i, Reason: fmt.Sprintf("may_goto: the expansion calls %s: Symbols needs its address and %s", MayGotoSymbol, CallBaseSymbol)}
+	}
+	d := int64(fn - base)
+	if d != int64(int32(d)) {
+		return 0, &ir.Error{Index: i, Reason: "may_goto: arch_bpf_timed_may_goto out of reach of __bpf_call_base"}
+	}
+	off := p.Insns[i].Off
+	cntOff := int16(-depth - 16)
+	jeq := off + 5
+	if off < 0 {
+		jeq = off - 1
+	}
+	ax := ir.RAX
+	patch := []ir.Instruction{
+		{Op: uint8(ir.ClassLDX) | uint8(ir.SizeDW) | uint8(ir.ModeMEM), Dst: ax, Src: ir.R10, Off: cntOff}, // AX = *(u64 *)(r10 - cnt)
+		{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJEQ), Dst: ax, Off: jeq},                                    // if AX == 0 goto target
+		{Op: uint8(ir.ClassALU64) | uint8(ir.ALUSub), Dst: ax, Imm: 1},                                     // AX -= 1
+		{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJNE), Dst: ax, Off: 2},                                      // if AX != 0 goto store
+		{Op: uint8(ir.ClassALU64) | uint8(ir.ALUMov), Dst: ax, Imm: int32(cntOff)},                         // AX = cnt offset
+		{Op: ir.OpCall, Imm: int32(d)},                                                                     // call arch_bpf_timed_may_goto
+		{Op: uint8(ir.ClassSTX) | uint8(ir.SizeDW) | uint8(ir.ModeMEM), Dst: ir.R10, Src: ax, Off: cntOff}, // *(u64 *)(r10 - cnt) = AX
+	}
+	if !fitsOff(int64(jeq)) {
+		return 0, &ir.Error{Index: i, Reason: "may_goto: jump distance out of range after expansion"}
+	}
+	a := p.Aux[i]
+	if err := p.Patch(i, patch); err != nil {
+		return 0, err
+	}
+	for j := range patch {
+		p.Aux[i+j] = ir.Aux{OrigIndex: -1, Line: a.Line, PtrType: ir.PtrStack}
+	}
+	p.Aux[i].OrigIndex = a.OrigIndex
+	p.Aux[i+1].PtrType, p.Aux[i+2].PtrType, p.Aux[i+3].PtrType, p.Aux[i+4].PtrType, p.Aux[i+5].PtrType = 0, 0, 0, 0, 0
+	if !f.mayGotoFuncs[k] {
+		f.mayGotoFuncs[k] = true
+		p.Funcs[k].StackDepth += 16
+	}
+	return len(patch), nil
+}
+
+func fitsOff(v int64) bool { return v == int64(int16(v)) }
+
+// mayGotoPrologues initialises the may_goto counter at the start of every
+// function that got one: *(u64 *)(r10 - depth) = BPF_MAX_TIMED_LOOPS and
+// the timestamp slot above it = 0. Jumps to the function's first
+// instruction are moved past the initialisation (adjust_jmp_off); calls
+// still reach it.
+func (f *Fixups) mayGotoPrologues(p *ir.Program) error {
+	for k := range p.Funcs {
+		if k >= len(f.mayGotoFuncs) || !f.mayGotoFuncs[k] {
+			continue
+		}
+		start := p.Funcs[k].Start
+		depth := p.Funcs[k].StackDepth
+		st := func(off int32, v int32) ir.Instruction {
+			return ir.Instruction{Op: uint8(ir.ClassST) | uint8(ir.SizeDW) | uint8(ir.ModeMEM), Dst: ir.R10, Off: int16(off), Imm: v}
+		}
+		first := p.Insns[start : start+p.SlotLen(start)]
+		patch := append([]ir.Instruction{st(-depth, maxTimedLoops), st(-depth+8, 0)}, first...)
+		a := p.Aux[start]
+		if err := p.Patch(start, patch); err != nil {
+			return err
+		}
+		p.Aux[start] = ir.Aux{OrigIndex: -1, PtrType: ir.PtrStack}
+		p.Aux[start+1] = ir.Aux{OrigIndex: -1, PtrType: ir.PtrStack}
+		p.Aux[start+2] = a
+		// Jumps that reached the old first instruction now reach the
+		// initialisation; move them back onto it.
+		for i := 0; i < len(p.Insns); i++ {
+			ins := p.Insns[i]
+			if ins.IsLdImm64() {
+				i++
+				continue
+			}
+			if !ins.IsJumpWithOffset() || i == start || i == start+1 {
+				continue
+			}
+			if p.Target(i) == start {
+				if ins.Op == ir.OpGotoL {
+					p.Insns[i].Imm += 2
+				} else {
+					if !fitsOff(int64(ins.Off) + 2) {
+						return &ir.Error{Index: i, Reason: "jump distance out of range after may_goto initialisation"}
+					}
+					p.Insns[i].Off += 2
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -40,7 +40,7 @@ func TestPipelineMatchesXlated(t *testing.T) {
 		name := cp.c.Object + "/" + cp.c.Program
 		p := cp.op.Prog.Clone()
 		ctx := captureContext(cp.c)
-		runPasses(t, p, ctx, ZextMark{}, Arena{}, Fixups{Options: Options{CtxIsMemory: true}}, Zext{})
+		runPasses(t, p, ctx, ZextMark{}, StackDepth{}, Arena{}, Fixups{Options: Options{CtxIsMemory: true}}, Zext{})
 		x, err := decodeXlated(mustHex(t, cp.c.Xlated))
 		if err != nil {
 			t.Fatal(err)

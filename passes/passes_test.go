@@ -352,7 +352,7 @@ func TestFixupsErrors(t *testing.T) {
 			p.Insns[0].Src = ir.PseudoMapFD
 			p.Aux[0].Symbol, p.Aux[0].SymbolKind = "m", ir.SymMap
 		}, nil, Options{}, `instruction 0: no address for map "m"`},
-		{"ld-abs", "mov %r6, %r1\nexit", func(p *ir.Program) { p.Insns[1] = ir.Instruction{Op: 0x20, Imm: 4} }, nil, Options{}, "instruction 1: LD_ABS"},
+		{"ld-abs", "mov %r6, %r1\nmov %r0, 0\nexit", func(p *ir.Program) { p.Insns[1] = ir.Instruction{Op: 0x20, Imm: 4} }, nil, Options{}, "instruction 1: LD_ABS"},
 		{"ctx", "ldxw %r0, [%r1+0]\nexit", func(p *ir.Program) { p.Aux[0].PtrType = ir.PtrCtx }, nil, Options{}, "instruction 0: context access"},
 	}
 	for _, c := range cases {

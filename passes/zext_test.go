@@ -151,7 +151,7 @@ func predictRnd(p, orig *ir.Program) []bool {
 func compareRnd(t *testing.T, name string, orig *ir.Program, ctx *pipeline.Context, xlated, xlatedRnd []byte) (int, []int) {
 	t.Helper()
 	p := orig.Clone()
-	runPasses(t, p, ctx, ZextMark{}, Arena{}, Fixups{Options: Options{CtxIsMemory: true}}, Zext{})
+	runPasses(t, p, ctx, ZextMark{}, StackDepth{}, Arena{}, Fixups{Options: Options{CtxIsMemory: true}}, Zext{})
 	x, err := decodeXlated(xlated)
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,20 @@ static inline void __arena *alloc_pages(u32 n)
 	return bpf_arena_alloc_pages(&arena, (void __arena *)0, n, NUMA_NO_NODE, 0);
 }
 
+/* can_loop: a may_goto guard (libbpf's bpf_experimental.h idea): true until
+ * the kernel's loop budget runs out. */
+#define can_loop                                                        \
+	({                                                              \
+		__label__ l_break, l_continue;                          \
+		int ret = 1;                                            \
+		asm volatile goto("may_goto %l[l_break]" :::: l_break); \
+		goto l_continue;                                        \
+	l_break:                                                        \
+		ret = 0;                                                \
+	l_continue:;                                                    \
+		ret;                                                    \
+	})
+
 char _license[] SEC("license") = "GPL";
 
 #endif
