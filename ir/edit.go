@@ -30,21 +30,18 @@ func (p *Program) SlotLen(i int) int {
 	return 1
 }
 
-// isSecondHalf reports whether slot i is the second slot of a ld_imm64.
-// It scans from the start, since slot contents alone cannot tell.
+// isSecondHalf reports whether slot i is the second slot of a ld_imm64
+// (pairing slots from the start, as Validate does). A run of consecutive
+// slots with the ld_imm64 opcode starts at an instruction boundary (the slot
+// before it has another opcode, so it is a whole instruction or a second
+// half), and pairs alternate inside the run, so the parity of the run ending
+// at i-1 decides.
 func (p *Program) isSecondHalf(i int) bool {
-	for k := 0; k < len(p.Insns); k++ {
-		if k == i {
-			return false
-		}
-		if p.Insns[k].IsLdImm64() {
-			k++
-			if k == i {
-				return true
-			}
-		}
+	run := 0
+	for k := i - 1; k >= 0 && p.Insns[k].IsLdImm64(); k-- {
+		run++
 	}
-	return false
+	return run%2 == 1
 }
 
 // hasTarget reports the instructions whose jump distance the editor adjusts:
