@@ -42,7 +42,7 @@ Needs root, bpf() and the JIT on.`,
 	}
 	f.add(cmd)
 	cmd.Flags().StringVar(&f.progType, "prog-type", "", "program type: socket_filter, sched_cls, xdp or syscall (default: from the object's section, syscall for other inputs)")
-	cmd.Flags().StringVar(&f.captureDir, "capture-dir", "", "also write each kernel capture as DIR/NAME.json")
+	cmd.Flags().StringVar(&f.captureDir, "capture-dir", "", "also write each kernel capture as DIR/OBJECT.PROGRAM.json (DIR/NAME.json for other inputs)")
 	return cmd
 }
 
@@ -167,7 +167,12 @@ func (f *kcompareFlags) compare(in *compiler.Input, forced kernel.ProgType) (str
 		if err != nil {
 			return fail(err)
 		}
-		if err := writeOutput(nil, filepath.Join(f.captureDir, in.Name+".json"), b); err != nil {
+		base := strings.TrimSuffix(filepath.Base(in.File), filepath.Ext(in.File))
+		name := in.Name + ".json"
+		if in.ElfProg != nil {
+			name = base + "." + name
+		}
+		if err := writeOutput(nil, filepath.Join(f.captureDir, name), b); err != nil {
 			return fail(err)
 		}
 	}

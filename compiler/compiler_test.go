@@ -1,0 +1,189 @@
+package compiler
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/bpfc/bpfc/backend/amd64"
+	"github.com/bpfc/bpfc/internal/kernel"
+	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/ir/elf"
+)
+
+const elfDir = "../testdata/elf"
+
+var seven = ir.Encode(&ir.Program{Insns: []ir.Instruction{{Op: 0xb7, Imm: 7}, {Op: ir.OpExit}}})
+
+func TestDetectAndLoad(t *testing.T) {
+	obj, err := os.ReadFile(filepath.Join(elfDir, "alu.o"))
+	require.NoError(t, err)
+	asmText := []byte("-- asm\nmov %r0, 7\nexit\n-- result\n0x7\n")
+	tests := []struct {
+		path  string
+		data  []byte
+		kind  Kind
+		names []string
+	}{
+		{"x.o", obj, KindELF, []string{"alu_loop", "xdp_bits"}},
+		{"renamed.bin", obj, KindELF, []string{"alu_loop", "xdp_bits"}}, // by magic
+		{"seven.bin", seven, KindRaw, []string{"seven"}},
+		{"-", seven, KindRaw, []string{"stdin"}},
+		{"t.data", asmText, KindAsm, []string{"t"}},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.kind, Detect(tt.path, tt.data), tt.path)
+		ins, err := LoadBytes(tt.path, tt.data, LoadOptions{})
+		require.NoError(t, err, tt.path)
+		var names []string
+		for _, in := range ins {
+			names = append(names, in.Name)
+			require.Equal(t, tt.kind, in.Kind)
+			require.Equal(t, in.Name, in.Prog.Name)
+		}
+		require.Equal(t, tt.names, names, tt.path)
+	}
+	ins, err := LoadBytes("t.data", asmText, LoadOptions{})
+	require.NoError(t, err)
+	require.True(t, ins[0].Test.HasResult)
+	require.Equal(t, uint64(7), ins[0].Test.Result)
+
+	ins, err = Load("-", LoadOptions{Stdin: bytes.NewReader(seven)})
+	require.NoError(t, err)
+	require.Equal(t, 2, ins[0].Prog.Len())
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		path string
+		data []byte
+		o    LoadOptions
+		want string
+	}{
+		{"a.bin", seven[:12], LoadOptions{}, "a.bin: instruction 1: truncated: 12 bytes is not a multiple of 8"},
+		{"a.bin", nil, LoadOptions{}, "a.bin: program is empty"},
+		{"a.bin", seven, LoadOptions{Prog: "b"}, `a.bin: --prog "b": a raw input has one program, called "a"`},
+		{"a.data", []byte("-- asm\nbogus\n"), LoadOptions{}, "a.data: line 2: "},
+		{"a.o", []byte("junk"), LoadOptions{}, "a.o: not an ELF object"},
+		{"a.bin", seven, LoadOptions{Kind: KindELF}, "a.bin: not an ELF object"},
+	}
+	for _, tt := range tests {
+		_, err := LoadBytes(tt.path, tt.data, tt.o)
+		require.Error(t, err, tt.path)
+		require.True(t, strings.HasPrefix(err.Error(), tt.want), "got %q, want prefix %q", err, tt.want)
+	}
+	_, err := Load(filepath.Join(t.TempDir(), "none.bin"), LoadOptions{})
+	require.ErrorIs(t, err, os.ErrNotExist)
+	require.NotContains(t, err.Error(), "open ")
+
+	// A pass error names file, program and instruction.
+	ins, err := Load(filepath.Join(elfDir, "maps.o"), LoadOptions{Prog: "count_packets"})
+	require.NoError(t, err)
+	_, err = Compile(ins[0], Options{})
+	require.Error(t, err)
+	require.Regexp(t, `^\.\./testdata/elf/maps\.o: count_packets: pass fixups: instruction \d+: `, err.Error())
+	var ie *ir.Error
+	require.True(t, errors.As(err, &ie))
+}
+
+// TestCaptures compiles every testdata/elf program the way the live kernel
+// did (captures committed under testdata/elf/captures by `bpfc kcompare
+// --capture-dir`): from the kernel's xlated program, and from the original
+// object through the whole pass pipeline with the kernel's addresses. Both
+// must give the kernel's machine code byte for byte.
+func TestCaptures(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(elfDir, "captures", "*.json"))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(files), 7)
+	fromSource := 0
+	for _, path := range files {
+		parts := strings.Split(strings.TrimSuffix(filepath.Base(path), ".json"), ".")
+		require.Len(t, parts, 2, path)
+		c, err := kernel.ReadCapture(path)
+		require.NoError(t, err)
+		t.Run(parts[0]+"/"+parts[1], func(t *testing.T) {
+			tgt := amd64.Linux618()
+			tgt.CallBase = uint64(c.CallBase)
+			tgt.IndirectThunkRCX = uint64(c.IndirectThunkRCX)
+			tgt.ReturnThunk = uint64(c.ReturnThunk)
+			tgt.KernVMStart = uint64(c.KernVMStart)
+			tgt.UserVMStart = uint64(c.UserVMStart)
+
+			jit, err := c.Program()
+			require.NoError(t, err)
+			r, err := Compile(&Input{File: path, Name: parts[1], Kind: KindRaw, Prog: jit}, Options{Target: tgt, ExecBase: c.ExecBase(), FromXlated: true})
+			require.NoError(t, err)
+			require.Equal(t, []byte(c.Jited), r.Image.Code(), "from the xlated program")
+
+			ins, err := Load(filepath.Join(elfDir, parts[0]+".o"), LoadOptions{Prog: parts[1]})
+			require.NoError(t, err)
+			require.Len(t, ins, 1)
+			syms, ok := KernelSymbols(ins[0].Prog, jit, uint64(c.CallBase))
+			if !ok {
+				t.Logf("from source: the kernel's map loads and calls do not pair up (verifier inlining)")
+				return
+			}
+			r, err = Compile(ins[0], Options{Target: tgt, ExecBase: c.ExecBase(), Symbols: syms})
+			if err != nil {
+				require.Contains(t, err.Error(), "out of scope", "only the documented limits of the passes may stop this")
+				t.Logf("from source: %v", err)
+				return
+			}
+			require.Equal(t, []byte(c.Jited), r.Image.Code(), "from the original program")
+			fromSource++
+
+			// The listing shows every x86 instruction of every function.
+			var b strings.Builder
+			require.NoError(t, Listing(&b, r))
+			decoded := 0
+			for k, fn := range r.Image.Funcs {
+				for pc := 0; pc < len(fn.Code); {
+					inst, err := x86asm.Decode(fn.Code[pc:], 64)
+					require.NoError(t, err, "function %d offset %#x", k, pc)
+					pc += inst.Len
+					decoded++
+				}
+			}
+			require.Equal(t, decoded, strings.Count(b.String(), "\n    0x"))
+		})
+	}
+	require.GreaterOrEqual(t, fromSource, 4, "programs compiled from source to the kernel's bytes")
+}
+
+func TestListingNames(t *testing.T) {
+	ins, err := Load(filepath.Join(elfDir, "calls.o"), LoadOptions{Prog: "caller_two"})
+	require.NoError(t, err)
+	r, err := Compile(ins[0], Options{})
+	require.NoError(t, err)
+	var b strings.Builder
+	require.NoError(t, Listing(&b, r))
+	out := b.String()
+	for _, want := range []string{"\ncaller_two: ; exec 0xffffffffa0000000", "\nsquare_sum: ; exec ", "\nmix: ; exec ",
+		"; calls.c:46: bpf_rcu_read_lock();", "call pc+7#square_sum", "push rbp"} {
+		require.Contains(t, out, want)
+	}
+	// Without the backend there is no listing.
+	r, err = Compile(ins[0], Options{NoBackend: true})
+	require.NoError(t, err)
+	require.Nil(t, r.Image)
+	require.Error(t, Listing(&b, r))
+}
+
+func TestArenaSymbol(t *testing.T) {
+	ins, err := Load(filepath.Join(elfDir, "arena_globals.o"), LoadOptions{})
+	require.NoError(t, err)
+	tgt := amd64.Linux618()
+	tgt.UserVMStart = 0x100000000
+	tgt.KernVMStart = 0xffffc90000000000
+	syms := symbolsFor(ins[0], Options{}, tgt)
+	// 4 pages, 68 bytes of globals: libbpf puts them in the last page.
+	require.Equal(t, uint64(0x100000000+3*4096), syms[elf.ArenaSection])
+	syms = symbolsFor(ins[0], Options{FakeMapAddrs: true}, tgt)
+	require.Equal(t, uint64(FakeMapBase), syms["arena"])
+}
