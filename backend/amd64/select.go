@@ -486,7 +486,13 @@ func (s *selector) alu(gi int, ins ir.Instruction) error {
 			return nil
 		}
 		if s.t.BMI2 && src != 4 {
-			pp := map[ir.ALUOp]byte{ir.ALULsh: 1, ir.ALURsh: 3, ir.ALUArsh: 2}[op]
+			pp := byte(1) // shlx: 66
+			switch op {
+			case ir.ALURsh:
+				pp = 3 // shrx: F2
+			case ir.ALUArsh:
+				pp = 2 // sarx: F3
+			}
 			e.shiftx(dst, src, is64, pp)
 			return nil
 		}
@@ -847,10 +853,11 @@ func (s *selector) stx(gi, j int, ins ir.Instruction) error {
 	return insnErr(gi, "unknown opcode 0x%02x", ins.Op)
 }
 
-var condCC = map[ir.JumpOp]byte{
-	ir.JumpJEQ: jccJE, ir.JumpJSET: jccJNE, ir.JumpJNE: jccJNE,
-	ir.JumpJGT: jccJA, ir.JumpJLT: jccJB, ir.JumpJGE: jccJAE, ir.JumpJLE: jccJBE,
-	ir.JumpJSGT: jccJG, ir.JumpJSLT: jccJL, ir.JumpJSGE: jccJGE, ir.JumpJSLE: jccJLE,
+// condCC maps a conditional BPF jump op (>>4) to its short jcc opcode.
+var condCC = [16]byte{
+	ir.JumpJEQ >> 4: jccJE, ir.JumpJSET >> 4: jccJNE, ir.JumpJNE >> 4: jccJNE,
+	ir.JumpJGT >> 4: jccJA, ir.JumpJLT >> 4: jccJB, ir.JumpJGE >> 4: jccJAE, ir.JumpJLE >> 4: jccJBE,
+	ir.JumpJSGT >> 4: jccJG, ir.JumpJSLT >> 4: jccJL, ir.JumpJSGE >> 4: jccJGE, ir.JumpJSLE >> 4: jccJLE,
 }
 
 func (s *selector) jmp(gi, j int, ins ir.Instruction) error {
@@ -890,8 +897,8 @@ func (s *selector) jmp(gi, j int, ins ir.Instruction) error {
 		s.addVar(j, vExit, 0, 0, false)
 		return nil
 	}
-	cc, ok := condCC[op]
-	if !ok {
+	cc := condCC[op>>4]
+	if cc == 0 {
 		if op == ir.JumpJCOND {
 			return insnErr(gi, "may_goto is expanded by the verifier and not supported by the JIT")
 		}
