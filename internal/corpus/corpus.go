@@ -86,6 +86,7 @@ func once() {
 	callFamily()
 	stackFamily()
 	arenaFamily()
+	probeFamily()
 }
 
 // Shorthands.

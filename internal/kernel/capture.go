@@ -40,8 +40,9 @@ type Capture struct {
 	// calls carry the relative offset in imm (off 0), function-address
 	// loads become plain ld_imm64 of the callee's address, and tail calls
 	// become the kernel-internal opcode (imm 0: indirect; k>0: direct, the
-	// k-th poke descriptor). Arena accesses stay MEM, as in the dump: the
-	// truth is ArenaInsns.
+	// k-th poke descriptor), and PROBE_MEM loads get their mode back
+	// (ProbeMemInsns). Arena accesses stay MEM, as in the dump: the truth is
+	// ArenaInsns.
 	JITInput Hex `json:"jit_input"`
 
 	// Jited is the machine code of all functions, concatenated.
@@ -66,6 +67,11 @@ type Capture struct {
 	// arena accesses ([base + r12 + off]), read off the jited bytes; the
 	// dump shows them as MEM.
 	ArenaInsns []int `json:"arena_insns,omitempty"`
+	// ProbeMemInsns are the xlated indices of loads through BTF pointers
+	// the JIT emitted with the PROBE_MEM address check (the dump shows them
+	// as MEM; the JIT input has them as PROBE_MEM, since no pass can infer
+	// them without the kernel's BTF).
+	ProbeMemInsns []int `json:"probe_mem_insns,omitempty"`
 	// StackDepths is each function's `sub rsp, imm32` (0 when absent):
 	// round_up(stack depth, 8).
 	StackDepths []int `json:"stack_depths"`
@@ -295,8 +301,9 @@ func (c *Capture) derive() error {
 		}
 	}
 
-	// Arena truth.
-	c.ArenaInsns = nil
+	// Arena and PROBE_MEM truth: pair the span's BPF memory accesses with
+	// its x86 memory operands, in order.
+	c.ArenaInsns, c.ProbeMemInsns = nil, nil
 	for _, s := range sp {
 		var mem []int
 		for i := s.lo; i < s.hi && i < n; i++ {
@@ -307,27 +314,35 @@ func (c *Capture) derive() error {
 				i++
 			}
 		}
+		xs := inSpan(s)
 		var xmem []X86Insn
-		for _, x := range inSpan(s) {
-			if _, ok := memArg(x.Inst); ok {
-				xmem = append(xmem, x)
+		var probed []bool
+		special := false
+		for k, x := range xs {
+			m, ok := memArg(x.Inst)
+			if !ok {
+				continue
+			}
+			// A PROBE_MEM load follows `cmp r11, r10; ja; xor; jmp`.
+			pr := k >= 4 && xs[k-4].Inst.Op == x86asm.CMP && xs[k-4].Inst.Args[0] == x86asm.R11 && xs[k-4].Inst.Args[1] == x86asm.R10
+			xmem = append(xmem, x)
+			probed = append(probed, pr)
+			if pr || m.Index == x86asm.R12 {
+				special = true
 			}
 		}
-		anyR12 := false
-		for _, x := range xmem {
-			if m, _ := memArg(x.Inst); m.Index == x86asm.R12 {
-				anyR12 = true
-			}
-		}
-		if !anyR12 {
+		if !special {
 			continue
 		}
 		if len(mem) != len(xmem) {
-			return fmt.Errorf("instructions %d..%d: %d BPF memory accesses but %d x86 ones: cannot tell which are arena accesses", s.lo, s.hi-1, len(mem), len(xmem))
+			return fmt.Errorf("instructions %d..%d: %d BPF memory accesses but %d x86 ones: cannot tell which are arena or PROBE_MEM accesses", s.lo, s.hi-1, len(mem), len(xmem))
 		}
 		for k, i := range mem {
 			if m, _ := memArg(xmem[k].Inst); m.Index == x86asm.R12 {
 				c.ArenaInsns = append(c.ArenaInsns, i)
+			}
+			if probed[k] && insns[i].Class() == ir.ClassLDX && insns[i].Mode() == ir.ModeMEM {
+				c.ProbeMemInsns = append(c.ProbeMemInsns, i)
 			}
 		}
 	}
@@ -368,6 +383,9 @@ func (c *Capture) derive() error {
 			i++
 		}
 	}
+	for _, i := range c.ProbeMemInsns {
+		in[i].Op = in[i].Op&^0xe0 | uint8(ir.ModeProbeMem)
+	}
 	c.JITInput = ir.Encode(&ir.Program{Insns: in})
 	return nil
 }
@@ -377,7 +395,11 @@ func (c *Capture) derive() error {
 func isMemAccess(i ir.Instruction) bool {
 	switch i.Class() {
 	case ir.ClassLDX:
-		return i.Mode() == ir.ModeMEM || i.Mode() == ir.ModeProbeMem32 || i.Mode() == ir.ModeProbeMem32SX || i.Mode() == ir.ModeMEMSX
+		switch i.Mode() {
+		case ir.ModeMEM, ir.ModeMEMSX, ir.ModeProbeMem, ir.ModeProbeMemSX, ir.ModeProbeMem32, ir.ModeProbeMem32SX:
+			return true
+		}
+		return false
 	case ir.ClassST:
 		return i.Mode() == ir.ModeMEM || i.Mode() == ir.ModeProbeMem32
 	case ir.ClassSTX:

@@ -135,9 +135,17 @@ func TestGoldensConsistent(t *testing.T) {
 			}
 		}
 		xl, _ := rawInsns(c.Xlated)
+		probe := map[int]bool{}
+		for _, i := range c.ProbeMemInsns {
+			probe[i] = true
+		}
 		for i := 0; i < len(xl); i++ {
 			x, j := xl[i], p.Insns[i]
 			switch {
+			case probe[i]:
+				if x.Mode() != ir.ModeMEM || j.Mode() != ir.ModeProbeMem || x.Class() != ir.ClassLDX || x.Op&^0xe0 != j.Op&^0xe0 {
+					t.Errorf("%s: instruction %d: PROBE_MEM %+v became %+v", c.Name, i, x, j)
+				}
 			case x.IsLdImm64() && (x.Src == ir.PseudoMapFD || x.Src == ir.PseudoMapValue || x.Src == ir.PseudoFunc):
 				if j.Src != 0 || j.Dst != x.Dst || ir.Imm64(j, p.Insns[i+1]) < 0xffff800000000000 {
 					t.Errorf("%s: instruction %d: map/func load became %+v", c.Name, i, j)
@@ -182,12 +190,12 @@ func TestGoldensConsistent(t *testing.T) {
 func TestDeriveReproducesGoldens(t *testing.T) {
 	for _, c := range goldens(t) {
 		d := *c
-		d.JITInput, d.ArenaInsns, d.StackDepths, d.Pushes, d.KernVMStart, d.ReturnThunk = nil, nil, nil, nil, 0, 0
+		d.JITInput, d.ArenaInsns, d.ProbeMemInsns, d.StackDepths, d.Pushes, d.KernVMStart, d.ReturnThunk = nil, nil, nil, nil, nil, 0, 0
 		if err := d.derive(); err != nil {
 			t.Errorf("%s: %v", c.Name, err)
 			continue
 		}
-		if !bytes.Equal(d.JITInput, c.JITInput) || !reflect.DeepEqual(d.ArenaInsns, c.ArenaInsns) ||
+		if !bytes.Equal(d.JITInput, c.JITInput) || !reflect.DeepEqual(d.ArenaInsns, c.ArenaInsns) || !reflect.DeepEqual(d.ProbeMemInsns, c.ProbeMemInsns) ||
 			!reflect.DeepEqual(d.StackDepths, c.StackDepths) || !reflect.DeepEqual(d.Pushes, c.Pushes) ||
 			d.KernVMStart != c.KernVMStart || d.ReturnThunk != c.ReturnThunk {
 			t.Errorf("%s: derived facts differ from the golden", c.Name)
