@@ -103,6 +103,10 @@ func multiPrograms() []goldenProgram {
 		gps = append(gps, goldenProgram{name: "tailcall_after", note: "a function called after a tail-calling one: the verifier's sticky tail_call_reachable",
 			prog: ir.NewProgram("tailcall_after", insns), maps: []kernel.MapDef{{Type: kernel.MapProgArray, KeySize: 4, ValueSize: 4, MaxEntries: 4}}, typ: kernel.SocketFilter})
 	}
+	// bpf_get_smp_processor_id, which the verifier inlines with a per-cpu
+	// address move (mov r0, r0; add r0, gs:[this_cpu_off]).
+	gps = append(gps, goldenProgram{name: "percpu", note: "inlined bpf_get_smp_processor_id: per-cpu address move",
+		prog: prog("percpu", call(8), movr(ir.R6, ir.R0), call(8), a64x(ir.ALUAdd, ir.R0, ir.R6), exit()), typ: kernel.SocketFilter})
 	// Arena accesses of every size.
 	{
 		var insns []ir.Instruction

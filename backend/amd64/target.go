@@ -87,6 +87,7 @@ const (
 	linux618CallBase    = 0xffffffff814dccd0
 	linux618ThunkRCX    = 0xffffffff82270020
 	linux618ModulesAddr = 0xffffffffa0000000
+	linux618ThisCPUOff  = 0x83b0c028         // &this_cpu_off (read off an inlined bpf_get_smp_processor_id)
 	linux618ReturnThunk = 0xffffffff82270b00 // retbleed_return_thunk (x86_return_thunk)
 )
 
@@ -114,6 +115,7 @@ func Linux618() Target {
 		ArrayPtrsOff:       0x138,
 		ProgBPFFuncOff:     0x48,
 		MaxTailCallCnt:     33,
+		ThisCPUOff:         linux618ThisCPUOff,
 	}
 	kallsymsOnce.Do(func() {
 		if f, err := os.Open("/proc/kallsyms"); err == nil {
