@@ -1,0 +1,291 @@
+// Package progen generates random eBPF programs that the Linux verifier
+// accepts, for differential testing of the interpreter, the JIT and the live
+// kernel.
+//
+// A program takes a context of CtxSize bytes in r1 (a syscall program's
+// ctx), keeps it in r9, initializes r0..r8 with random 64-bit constants and
+// eight stack slots, then runs a random body of ALU/ALU64 operations (every
+// operation and form, including sdiv/smod, movsx, bswap/le/be, shifts by
+// registers), stack loads and stores of every size (sign-extending loads
+// too), atomics on stack slots and forward conditional jumps (JMP and JMP32,
+// K and X). The epilogue stores r0..r8 and the stack slots into the context
+// and returns r0. Nothing depends on addresses, so every executor must
+// produce the same context bytes: they are the result to compare.
+//
+// Programs are verifier-friendly by construction: registers and slots are
+// initialized before use, r9/r10 are never clobbered, jumps only go
+// forward, immediate divisors are non-zero and immediate shift amounts are in
+// range. The same seed always gives the same program (math/rand/v2 PCG).
+package progen
+
+import (
+	"math/rand/v2"
+
+	"github.com/bpfc/bpfc/ir"
+)
+
+// CtxSize is the context the programs read and write: r0..r8 at 0..71,
+// stack slots 1..6 at 72..119.
+const CtxSize = 128
+
+// Options shape the generated programs.
+type Options struct {
+	Insns     int  // body length in instructions (default 64)
+	NoAtomics bool // leave out atomic operations
+	NoJumps   bool // straight-line code only
+	NoV4      bool // leave out cpu v4 forms (sdiv/smod, movsx, bswap, ldxs*, gotol)
+}
+
+const slots = 8 // stack slots r10-8 .. r10-64
+
+type gen struct {
+	r     *rand.Rand
+	opts  Options
+	insns []ir.Instruction
+}
+
+// Generate returns the program for seed.
+func Generate(seed uint64, opts Options) *ir.Program {
+	if opts.Insns <= 0 {
+		opts.Insns = 64
+	}
+	g := &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), opts: opts}
+	g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceX), Dst: ir.R9, Src: ir.R1})
+	for r := ir.R0; r <= ir.R8; r++ {
+		s := ir.LdImm64(r, g.value())
+		g.emit(s[0], s[1])
+	}
+	for k := 1; k <= slots; k++ {
+		g.emit(ir.Instruction{Op: stx(ir.SizeDW), Dst: ir.R10, Src: g.reg(), Off: int16(-8 * k)})
+	}
+	g.body(opts.Insns)
+	for r := ir.R0; r <= ir.R8; r++ {
+		g.emit(ir.Instruction{Op: stx(ir.SizeDW), Dst: ir.R9, Src: r, Off: int16(8 * r)})
+	}
+	for k := 1; k <= 6; k++ {
+		g.emit(ir.Instruction{Op: ldx(ir.SizeDW, ir.ModeMEM), Dst: ir.R1, Src: ir.R10, Off: int16(-8 * k)})
+		g.emit(ir.Instruction{Op: stx(ir.SizeDW), Dst: ir.R9, Src: ir.R1, Off: int16(72 + 8*(k-1))})
+	}
+	g.emit(ir.Instruction{Op: ir.OpExit})
+	return ir.NewProgram("progen", g.insns)
+}
+
+func (g *gen) emit(ins ...ir.Instruction) { g.insns = append(g.insns, ins...) }
+
+// value returns an interesting 64-bit constant.
+func (g *gen) value() uint64 {
+	switch g.r.IntN(8) {
+	case 0:
+		return uint64(g.r.IntN(16))
+	case 1:
+		return uint64(int64(-g.r.IntN(16)))
+	case 2:
+		return []uint64{0x7fffffff, 0x80000000, 0xffffffff, 0x100000000, 1 << 63, 1<<63 - 1, ^uint64(0)}[g.r.IntN(7)]
+	case 3:
+		return uint64(g.r.Uint32())
+	case 4:
+		return uint64(int64(int32(g.r.Uint32())))
+	}
+	return g.r.Uint64()
+}
+
+func (g *gen) imm() int32 {
+	switch g.r.IntN(4) {
+	case 0:
+		return int32(g.r.IntN(16))
+	case 1:
+		return -int32(g.r.IntN(16))
+	case 2:
+		return []int32{0x7fffffff, -0x80000000, -1, 0x7fff, -0x8000}[g.r.IntN(5)]
+	}
+	return int32(g.r.Uint32())
+}
+
+func (g *gen) reg() ir.Register { return ir.Register(g.r.IntN(9)) } // r0..r8
+
+func alu64(op ir.ALUOp, src ir.Source) uint8 { return uint8(ir.ClassALU64) | uint8(op) | uint8(src) }
+func alu32(op ir.ALUOp, src ir.Source) uint8 { return uint8(ir.ClassALU) | uint8(op) | uint8(src) }
+func stx(s ir.Size) uint8                    { return uint8(ir.ClassSTX) | uint8(s) | uint8(ir.ModeMEM) }
+func st(s ir.Size) uint8                     { return uint8(ir.ClassST) | uint8(s) | uint8(ir.ModeMEM) }
+func ldx(s ir.Size, m ir.Mode) uint8         { return uint8(ir.ClassLDX) | uint8(s) | uint8(m) }
+
+var aluOps = []ir.ALUOp{ir.ALUAdd, ir.ALUSub, ir.ALUMul, ir.ALUDiv, ir.ALUOr, ir.ALUAnd, ir.ALULsh,
+	ir.ALURsh, ir.ALUNeg, ir.ALUMod, ir.ALUXor, ir.ALUMov, ir.ALUArsh, ir.ALUEnd}
+
+var jumpOps = []ir.JumpOp{ir.JumpJEQ, ir.JumpJGT, ir.JumpJGE, ir.JumpJSET, ir.JumpJNE, ir.JumpJSGT,
+	ir.JumpJSGE, ir.JumpJLT, ir.JumpJLE, ir.JumpJSLT, ir.JumpJSLE}
+
+var sizes = []ir.Size{ir.SizeB, ir.SizeH, ir.SizeW, ir.SizeDW}
+
+// body emits n instructions; forward jumps land inside the body or just
+// after it.
+func (g *gen) body(n int) {
+	start := len(g.insns)
+	type fix struct{ at, target int }
+	var fixes []fix
+	for i := 0; i < n; i++ {
+		k := g.r.IntN(100)
+		switch {
+		case k < 55:
+			g.alu()
+		case k < 72:
+			g.mem()
+		case k < 80 && !g.opts.NoAtomics:
+			g.atomic()
+		case k < 95 && !g.opts.NoJumps && i+1 < n:
+			// Jump forward by 1..8 instructions, staying in the body or
+			// landing on the epilogue. Unconditional jumps go to the next
+			// instruction: skipping code would leave it unreachable, which
+			// the verifier rejects.
+			target := start + i + 2 + g.r.IntN(8)
+			if target > start+n {
+				target = start + n
+			}
+			at := len(g.insns)
+			g.jump()
+			if op := g.insns[at].Op; op == ir.OpJA || op == ir.OpGotoL {
+				target = at + 1
+			}
+			fixes = append(fixes, fix{at, target})
+		default:
+			g.alu()
+		}
+		// Keep slot indices equal to instruction indices: pad if the step
+		// emitted nothing (never) or more than one slot (never: no
+		// ld_imm64 in the body).
+		for len(g.insns) < start+i+1 {
+			g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: g.reg()})
+		}
+	}
+	for _, f := range fixes {
+		ins := &g.insns[f.at]
+		d := f.target - (f.at + 1)
+		if ins.Op == ir.OpGotoL {
+			ins.Imm = int32(d)
+		} else {
+			ins.Off = int16(d)
+		}
+	}
+}
+
+func (g *gen) alu() {
+	op := aluOps[g.r.IntN(len(aluOps))]
+	is64 := g.r.IntN(2) == 0
+	dst := g.reg()
+	src := ir.SourceK
+	if g.r.IntN(2) == 0 {
+		src = ir.SourceX
+	}
+	mk := func(op ir.ALUOp, src ir.Source) uint8 {
+		if is64 {
+			return alu64(op, src)
+		}
+		return alu32(op, src)
+	}
+	ins := ir.Instruction{Op: mk(op, src), Dst: dst}
+	if src == ir.SourceX {
+		ins.Src = g.reg()
+	} else {
+		ins.Imm = g.imm()
+	}
+	bits := int32(32)
+	if is64 {
+		bits = 64
+	}
+	switch op {
+	case ir.ALUNeg:
+		ins = ir.Instruction{Op: mk(op, ir.SourceK), Dst: dst}
+	case ir.ALULsh, ir.ALURsh, ir.ALUArsh:
+		if src == ir.SourceK {
+			ins.Imm = int32(g.r.IntN(int(bits)))
+		}
+	case ir.ALUDiv, ir.ALUMod:
+		if src == ir.SourceK && ins.Imm == 0 {
+			ins.Imm = 3
+		}
+		if !g.opts.NoV4 && g.r.IntN(2) == 0 {
+			ins.Off = ir.OffSigned
+		}
+	case ir.ALUMov:
+		if src == ir.SourceX && !g.opts.NoV4 && g.r.IntN(3) == 0 {
+			offs := []int16{8, 16}
+			if is64 {
+				offs = append(offs, 32)
+			}
+			ins.Off = offs[g.r.IntN(len(offs))]
+		}
+	case ir.ALUEnd:
+		width := []int32{16, 32, 64}[g.r.IntN(3)]
+		switch {
+		case is64 && !g.opts.NoV4: // bswap
+			ins = ir.Instruction{Op: alu64(ir.ALUEnd, ir.EndToLE), Dst: dst, Imm: width}
+		default: // le / be
+			order := ir.EndToLE
+			if g.r.IntN(2) == 0 {
+				order = ir.EndToBE
+			}
+			ins = ir.Instruction{Op: alu32(ir.ALUEnd, order), Dst: dst, Imm: width}
+		}
+	}
+	g.emit(ins)
+}
+
+// slotOff returns an offset inside the stack slots aligned for size.
+func (g *gen) slotOff(size ir.Size) int16 {
+	n := size.Bytes()
+	max := slots * 8 / n
+	return int16(-n * (1 + g.r.IntN(max)))
+}
+
+func (g *gen) mem() {
+	size := sizes[g.r.IntN(4)]
+	off := g.slotOff(size)
+	switch g.r.IntN(3) {
+	case 0:
+		mode := ir.ModeMEM
+		if size != ir.SizeDW && !g.opts.NoV4 && g.r.IntN(2) == 0 {
+			mode = ir.ModeMEMSX
+		}
+		g.emit(ir.Instruction{Op: ldx(size, mode), Dst: g.reg(), Src: ir.R10, Off: off})
+	case 1:
+		g.emit(ir.Instruction{Op: stx(size), Dst: ir.R10, Src: g.reg(), Off: off})
+	default:
+		g.emit(ir.Instruction{Op: st(size), Dst: ir.R10, Off: off, Imm: g.imm()})
+	}
+}
+
+func (g *gen) atomic() {
+	size := ir.SizeDW
+	if g.r.IntN(2) == 0 {
+		size = ir.SizeW
+	}
+	ops := []int32{ir.AtomicAdd, ir.AtomicOr, ir.AtomicAnd, ir.AtomicXor,
+		ir.AtomicAdd | ir.AtomicFetch, ir.AtomicOr | ir.AtomicFetch, ir.AtomicAnd | ir.AtomicFetch,
+		ir.AtomicXor | ir.AtomicFetch, ir.AtomicXchg, ir.AtomicCmpXchg}
+	g.emit(ir.Instruction{Op: uint8(ir.ClassSTX) | uint8(size) | uint8(ir.ModeATOMIC),
+		Dst: ir.R10, Src: g.reg(), Off: g.slotOff(size), Imm: ops[g.r.IntN(len(ops))]})
+}
+
+func (g *gen) jump() {
+	if !g.opts.NoV4 && g.r.IntN(12) == 0 {
+		g.emit(ir.Instruction{Op: ir.OpGotoL})
+		return
+	}
+	if g.r.IntN(12) == 0 {
+		g.emit(ir.Instruction{Op: ir.OpJA})
+		return
+	}
+	cls := ir.ClassJMP
+	if g.r.IntN(2) == 0 {
+		cls = ir.ClassJMP32
+	}
+	op := jumpOps[g.r.IntN(len(jumpOps))]
+	ins := ir.Instruction{Op: uint8(cls) | uint8(op), Dst: g.reg()}
+	if g.r.IntN(2) == 0 {
+		ins.Op |= uint8(ir.SourceX)
+		ins.Src = g.reg()
+	} else {
+		ins.Imm = g.imm()
+	}
+	g.emit(ins)
+}
