@@ -17,6 +17,7 @@ import (
 
 	"github.com/bpfc/bpfc/internal/kernel"
 	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/ir/asm"
 )
 
 var capture = flag.Bool("capture", false, "load the printer test programs into the live kernel and rewrite ir/testdata/xlated")
@@ -43,6 +44,11 @@ type xlatedGolden struct {
 	VerifierLog string `json:"verifier_log"`
 	// Kfuncs names the BTF ids of kfunc calls in Source.
 	Kfuncs map[string]string `json:"kfuncs,omitempty"`
+	// A second load with one BTF line-info record per source instruction:
+	// LinfoXlated is its xlated program and Linfo[k] the xlated index the
+	// kernel moved record k (source instruction k) to while patching.
+	LinfoXlated string `json:"linfo_xlated"`
+	Linfo       []int  `json:"linfo"`
 }
 
 const xlatedDir = "testdata/xlated"
@@ -187,6 +193,47 @@ func xlatedPrograms() []struct {
 		out = append(out, entry{"maps", kernel.SocketFilter, maps, ir.NewProgram("maps", b.insns)})
 	}
 
+	// Jumps, gotol and calls across instructions the verifier patches
+	// (division by a register gets a zero guard), forward and backward.
+	{
+		p, err := asm.Assemble(`
+			mov %r6, %r1
+			call 7
+			mov %r7, %r0
+			call 7
+			mov %r8, %r0
+			jgt %r7, 5, l1
+			div %r7, %r8
+			mod32 %r7, %r8
+		l1:	jgt %r8, 7, l6
+			ja32 l2
+		l6:	div %r7, %r8
+		l2:	mov %r9, 0
+		l3:	div %r7, %r8
+			add %r9, 1
+			jlt %r9, 3, l3
+		l4:	add %r9, 1
+			mod %r7, %r8
+			jlt %r9, 6, l4
+			mov %r1, %r7
+			mov %r2, %r8
+			call local f2
+			mov %r0, 0
+			exit
+		f1:	div %r1, %r2
+			mov %r0, %r1
+			exit
+		f2:	jeq %r2, 0, l5
+			div32 %r1, %r2
+		l5:	call local f1
+			exit`)
+		if err != nil {
+			panic(err)
+		}
+		p.Name = "cross"
+		out = append(out, entry{"cross", kernel.SocketFilter, nil, p})
+	}
+
 	// Legacy packet loads (the verifier turns them into helper calls).
 	{
 		var b progBuilder
@@ -271,6 +318,19 @@ func TestCaptureXlated(t *testing.T) {
 			g.Syms, err = callSyms(p, callBase, info.Ksyms)
 			if err != nil {
 				t.Fatal(err)
+			}
+			l2, err := kernel.Load(&kernel.Spec{Name: e.name, Type: e.typ, Maps: e.maps, Program: e.prog})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l2.Close()
+			info2, err := kernel.ProgInfo(l2.FD)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.LinfoXlated = hex.EncodeToString(info2.Xlated)
+			for _, li := range info2.Lines {
+				g.Linfo = append(g.Linfo, li.Insn)
 			}
 			b, err := json.MarshalIndent(&g, "", "  ")
 			if err != nil {
@@ -529,4 +589,112 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestPatchMatchesKernel replays the verifier's patching with Patch: for
+// each source instruction the kernel rewrote (its line-info record tells
+// where its replacement starts in the xlated program), Patch it with the
+// kernel's replacement, from the last instruction to the first. The result
+// must have the kernel's length, every instruction the kernel left in place
+// must sit where the kernel put it with the jump or call distance the
+// kernel's bpf_adj_branches gave it, and every replacement slot whose jump
+// stays inside its replacement must equal the kernel's.
+func TestPatchMatchesKernel(t *testing.T) {
+	checked, patched := 0, 0
+	for _, g := range readGoldens(t) {
+		if len(g.Linfo) == 0 {
+			continue
+		}
+		src := hexProgram(t, g.Source)
+		x := hexProgram(t, g.LinfoXlated)
+		var starts []int
+		for i := 0; i < src.Len(); i += src.SlotLen(i) {
+			starts = append(starts, i)
+		}
+		if len(starts) != len(g.Linfo) {
+			t.Fatalf("%s: %d line records for %d instructions", g.Name, len(g.Linfo), len(starts))
+		}
+		end := func(k int) int {
+			if k+1 < len(g.Linfo) {
+				return g.Linfo[k+1]
+			}
+			return x.Len()
+		}
+		// Is the kernel's region the source instruction, rewritten in
+		// place at most (immediates, offsets, ctx field offsets)?
+		inPlace := func(k int) bool {
+			s, n := starts[k], src.SlotLen(starts[k])
+			if end(k)-g.Linfo[k] != n {
+				return false
+			}
+			a, b := src.Insns[s], x.Insns[g.Linfo[k]]
+			if a.IsLdImm64() || b.IsLdImm64() {
+				return a.IsLdImm64() && b.IsLdImm64()
+			}
+			if a.IsCall() || a.IsTailCall() {
+				return b.Op == ir.OpCall
+			}
+			return a.Op == b.Op && a.Dst == b.Dst && a.Src == b.Src && (a.IsJumpWithOffset() || a.Class().IsLoadStore() || a.Imm == b.Imm)
+		}
+		// The regions' own jumps that leave them are in final
+		// coordinates; later patches would move them again.
+		leaves := func(k, slot int) bool {
+			ins := x.Insns[slot]
+			if !(ins.IsJumpWithOffset() || ins.IsPseudoCall()) {
+				return false
+			}
+			d := ins.JumpDelta()
+			if ins.IsPseudoCall() {
+				d = int64(ins.Off)
+			}
+			tgt := slot + 1 + int(d)
+			return tgt < g.Linfo[k] || tgt >= end(k)
+		}
+		p := src.Clone()
+		for k := len(starts) - 1; k >= 0; k-- {
+			if inPlace(k) {
+				continue
+			}
+			repl := append([]ir.Instruction(nil), x.Insns[g.Linfo[k]:end(k)]...)
+			if err := p.Patch(starts[k], repl); err != nil {
+				t.Fatalf("%s: patch %d: %v", g.Name, starts[k], err)
+			}
+			patched++
+		}
+		if p.Len() != x.Len() {
+			t.Fatalf("%s: %d slots after patching, kernel has %d", g.Name, p.Len(), x.Len())
+		}
+		for k := range starts {
+			at := g.Linfo[k]
+			if p.Aux[at].OrigIndex != int32(starts[k]) {
+				t.Errorf("%s: slot %d has OrigIndex %d, want %d", g.Name, at, p.Aux[at].OrigIndex, starts[k])
+			}
+			if inPlace(k) {
+				ours, theirs := p.Insns[at], x.Insns[at]
+				switch {
+				case ours.IsPseudoCall():
+					// The dump keeps the callee's distance in off.
+					if ours.Imm != int32(theirs.Off) {
+						t.Errorf("%s: call at %d: distance %d, kernel %d", g.Name, at, ours.Imm, theirs.Off)
+					}
+				case ours.IsJumpWithOffset():
+					if ours.JumpDelta() != theirs.JumpDelta() {
+						t.Errorf("%s: jump at %d (source %d): distance %d, kernel %d", g.Name, at, starts[k], ours.JumpDelta(), theirs.JumpDelta())
+					}
+				}
+				checked++
+				continue
+			}
+			for slot := at; slot < end(k); slot++ {
+				if leaves(k, slot) {
+					continue
+				}
+				if p.Insns[slot] != x.Insns[slot] {
+					t.Errorf("%s: slot %d: %+v, kernel %+v", g.Name, slot, p.Insns[slot], x.Insns[slot])
+				}
+				checked++
+			}
+		}
+	}
+	t.Logf("replayed %d kernel patches; %d slots checked against the kernel", patched, checked)
 }
