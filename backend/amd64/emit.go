@@ -137,6 +137,13 @@ type emitter struct {
 
 func (e *emitter) emit(bs ...byte) { e.b = append(e.b, bs...) }
 
+// Fixed-arity emitters (cheaper than the variadic one on the hot path).
+func (e *emitter) emit1(a byte)             { e.b = append(e.b, a) }
+func (e *emitter) emit2(a, b byte)          { e.b = append(e.b, a, b) }
+func (e *emitter) emit3(a, b, c byte)       { e.b = append(e.b, a, b, c) }
+func (e *emitter) emit4(a, b, c, d byte)    { e.b = append(e.b, a, b, c, d) }
+func (e *emitter) emit5(a, b, c, d, f byte) { e.b = append(e.b, a, b, c, d, f) }
+
 func (e *emitter) emit32(v uint32) { e.b = le32(e.b, v) }
 
 // maybeMod: REX.W (64-bit) with B/R, or a bare REX only when needed.
@@ -162,14 +169,14 @@ func (e *emitter) maybe1Mod(r byte, is64 bool) {
 func (e *emitter) movReg(is64 bool, dst, src byte) {
 	if is64 {
 		if dst != src {
-			e.emit(add2mod(0x48, dst, src), 0x89, add2reg(0xC0, dst, src))
+			e.emit3(add2mod(0x48, dst, src), 0x89, add2reg(0xC0, dst, src))
 		}
 		return
 	}
 	if isEreg[dst] || isEreg[src] {
-		e.emit(add2mod(0x40, dst, src))
+		e.emit1(add2mod(0x40, dst, src))
 	}
-	e.emit(0x89, add2reg(0xC0, dst, src))
+	e.emit2(0x89, add2reg(0xC0, dst, src))
 }
 
 // mov64: EMIT_mov, mov dst, src (64-bit, omitted when equal).
@@ -183,18 +190,18 @@ func (e *emitter) mov64(dst, src byte) { e.movReg(true, dst, src) }
 func (e *emitter) movImm32(signProp bool, dst byte, imm uint32) {
 	switch {
 	case signProp && int32(imm) < 0:
-		e.emit(add1mod(0x48, dst), 0xC7, add1reg(0xC0, dst))
+		e.emit3(add1mod(0x48, dst), 0xC7, add1reg(0xC0, dst))
 		e.emit32(imm)
 	case imm == 0:
 		if isEreg[dst] {
-			e.emit(add2mod(0x40, dst, dst))
+			e.emit1(add2mod(0x40, dst, dst))
 		}
-		e.emit(0x31, add2reg(0xC0, dst, dst))
+		e.emit2(0x31, add2reg(0xC0, dst, dst))
 	default:
 		if isEreg[dst] {
-			e.emit(add1mod(0x40, dst))
+			e.emit1(add1mod(0x40, dst))
 		}
-		e.emit(add1reg(0xB8, dst))
+		e.emit1(add1reg(0xB8, dst))
 		e.emit32(imm)
 	}
 }
@@ -208,7 +215,7 @@ func (e *emitter) movImm64(dst byte, v uint64) {
 	case isSimm32(int64(v)):
 		e.movImm32(true, dst, uint32(v))
 	default:
-		e.emit(add1mod(0x48, dst), add1reg(0xB8, dst))
+		e.emit2(add1mod(0x48, dst), add1reg(0xB8, dst))
 		e.emit32(uint32(v))
 		e.emit32(uint32(v >> 32))
 	}
@@ -225,22 +232,22 @@ func (e *emitter) movsxReg(bits int, is64 bool, dst, src byte) {
 	if is64 {
 		switch bits {
 		case 8:
-			e.emit(add2mod(0x48, src, dst), 0x0f, 0xbe, add2reg(0xC0, src, dst))
+			e.emit4(add2mod(0x48, src, dst), 0x0f, 0xbe, add2reg(0xC0, src, dst))
 		case 16:
-			e.emit(add2mod(0x48, src, dst), 0x0f, 0xbf, add2reg(0xC0, src, dst))
+			e.emit4(add2mod(0x48, src, dst), 0x0f, 0xbf, add2reg(0xC0, src, dst))
 		case 32:
-			e.emit(add2mod(0x48, src, dst), 0x63, add2reg(0xC0, src, dst))
+			e.emit3(add2mod(0x48, src, dst), 0x63, add2reg(0xC0, src, dst))
 		}
 		return
 	}
 	switch bits {
 	case 8:
-		e.emit(add2mod(0x40, src, dst), 0x0f, 0xbe, add2reg(0xC0, src, dst))
+		e.emit4(add2mod(0x40, src, dst), 0x0f, 0xbe, add2reg(0xC0, src, dst))
 	case 16:
 		if isEreg[dst] || isEreg[src] {
-			e.emit(add2mod(0x40, src, dst))
+			e.emit1(add2mod(0x40, src, dst))
 		}
-		e.emit(0x0f, 0xbf, add2reg(0xC0, src, dst))
+		e.emit3(0x0f, 0xbf, add2reg(0xC0, src, dst))
 	}
 }
 
@@ -249,9 +256,9 @@ func (e *emitter) movsxReg(bits int, is64 bool, dst, src byte) {
 // special, and r12 never appears as a plain base).
 func (e *emitter) suffix(ptr, val byte, off int32) {
 	if isImm8(int64(off)) {
-		e.emit(add2reg(0x40, ptr, val), byte(off))
+		e.emit2(add2reg(0x40, ptr, val), byte(off))
 	} else {
-		e.emit(add2reg(0x80, ptr, val))
+		e.emit1(add2reg(0x80, ptr, val))
 		e.emit32(uint32(off))
 	}
 }
@@ -260,9 +267,9 @@ func (e *emitter) suffix(ptr, val byte, off int32) {
 // disp8/disp32.
 func (e *emitter) suffixSIB(ptr, val, index byte, off int32) {
 	if isImm8(int64(off)) {
-		e.emit(add2reg(0x44, 0, val), add2reg(0, ptr, index), byte(off))
+		e.emit3(add2reg(0x44, 0, val), add2reg(0, ptr, index), byte(off))
 	} else {
-		e.emit(add2reg(0x84, 0, val), add2reg(0, ptr, index))
+		e.emit2(add2reg(0x84, 0, val), add2reg(0, ptr, index))
 		e.emit32(uint32(off))
 	}
 }
@@ -276,17 +283,17 @@ func (e *emitter) suffixSIB(ptr, val, index byte, off int32) {
 func (e *emitter) ldx(size int, dst, src byte, off int32) {
 	switch size {
 	case 1:
-		e.emit(add2mod(0x48, src, dst), 0x0F, 0xB6)
+		e.emit3(add2mod(0x48, src, dst), 0x0F, 0xB6)
 	case 2:
-		e.emit(add2mod(0x48, src, dst), 0x0F, 0xB7)
+		e.emit3(add2mod(0x48, src, dst), 0x0F, 0xB7)
 	case 4:
 		if isEreg[dst] || isEreg[src] {
-			e.emit(add2mod(0x40, src, dst), 0x8B)
+			e.emit2(add2mod(0x40, src, dst), 0x8B)
 		} else {
-			e.emit(0x8B)
+			e.emit1(0x8B)
 		}
 	case 8:
-		e.emit(add2mod(0x48, src, dst), 0x8B)
+		e.emit2(add2mod(0x48, src, dst), 0x8B)
 	}
 	e.suffix(src, dst, off)
 }
@@ -299,11 +306,11 @@ func (e *emitter) ldx(size int, dst, src byte, off int32) {
 func (e *emitter) ldsx(size int, dst, src byte, off int32) {
 	switch size {
 	case 1:
-		e.emit(add2mod(0x48, src, dst), 0x0F, 0xBE)
+		e.emit3(add2mod(0x48, src, dst), 0x0F, 0xBE)
 	case 2:
-		e.emit(add2mod(0x48, src, dst), 0x0F, 0xBF)
+		e.emit3(add2mod(0x48, src, dst), 0x0F, 0xBF)
 	case 4:
-		e.emit(add2mod(0x48, src, dst), 0x63)
+		e.emit2(add2mod(0x48, src, dst), 0x63)
 	}
 	e.suffix(src, dst, off)
 }
@@ -317,13 +324,13 @@ func (e *emitter) ldsx(size int, dst, src byte, off int32) {
 func (e *emitter) ldxIndex(size int, dst, src, index byte, off int32) {
 	switch size {
 	case 1:
-		e.emit(add3mod(0x40, src, dst, index), 0x0F, 0xB6)
+		e.emit3(add3mod(0x40, src, dst, index), 0x0F, 0xB6)
 	case 2:
-		e.emit(add3mod(0x40, src, dst, index), 0x0F, 0xB7)
+		e.emit3(add3mod(0x40, src, dst, index), 0x0F, 0xB7)
 	case 4:
-		e.emit(add3mod(0x40, src, dst, index), 0x8B)
+		e.emit2(add3mod(0x40, src, dst, index), 0x8B)
 	case 8:
-		e.emit(add3mod(0x48, src, dst, index), 0x8B)
+		e.emit2(add3mod(0x48, src, dst, index), 0x8B)
 	}
 	e.suffixSIB(src, dst, index, off)
 }
@@ -336,11 +343,11 @@ func (e *emitter) ldxIndex(size int, dst, src, index byte, off int32) {
 func (e *emitter) ldsxIndex(size int, dst, src, index byte, off int32) {
 	switch size {
 	case 1:
-		e.emit(add3mod(0x48, src, dst, index), 0x0F, 0xBE)
+		e.emit3(add3mod(0x48, src, dst, index), 0x0F, 0xBE)
 	case 2:
-		e.emit(add3mod(0x48, src, dst, index), 0x0F, 0xBF)
+		e.emit3(add3mod(0x48, src, dst, index), 0x0F, 0xBF)
 	case 4:
-		e.emit(add3mod(0x48, src, dst, index), 0x63)
+		e.emit2(add3mod(0x48, src, dst, index), 0x63)
 	}
 	e.suffixSIB(src, dst, index, off)
 }
@@ -355,24 +362,24 @@ func (e *emitter) stx(size int, dst, src byte, off int32) {
 	switch size {
 	case 1:
 		if isEreg[dst] || isEreg8l(src) {
-			e.emit(add2mod(0x40, dst, src), 0x88)
+			e.emit2(add2mod(0x40, dst, src), 0x88)
 		} else {
-			e.emit(0x88)
+			e.emit1(0x88)
 		}
 	case 2:
 		if isEreg[dst] || isEreg[src] {
-			e.emit(0x66, add2mod(0x40, dst, src), 0x89)
+			e.emit3(0x66, add2mod(0x40, dst, src), 0x89)
 		} else {
-			e.emit(0x66, 0x89)
+			e.emit2(0x66, 0x89)
 		}
 	case 4:
 		if isEreg[dst] || isEreg[src] {
-			e.emit(add2mod(0x40, dst, src), 0x89)
+			e.emit2(add2mod(0x40, dst, src), 0x89)
 		} else {
-			e.emit(0x89)
+			e.emit1(0x89)
 		}
 	case 8:
-		e.emit(add2mod(0x48, dst, src), 0x89)
+		e.emit2(add2mod(0x48, dst, src), 0x89)
 	}
 	e.suffix(dst, src, off)
 }
@@ -386,13 +393,13 @@ func (e *emitter) stx(size int, dst, src byte, off int32) {
 func (e *emitter) stxIndex(size int, dst, src, index byte, off int32) {
 	switch size {
 	case 1:
-		e.emit(add3mod(0x40, dst, src, index), 0x88)
+		e.emit2(add3mod(0x40, dst, src, index), 0x88)
 	case 2:
-		e.emit(0x66, add3mod(0x40, dst, src, index), 0x89)
+		e.emit3(0x66, add3mod(0x40, dst, src, index), 0x89)
 	case 4:
-		e.emit(add3mod(0x40, dst, src, index), 0x89)
+		e.emit2(add3mod(0x40, dst, src, index), 0x89)
 	case 8:
-		e.emit(add3mod(0x48, dst, src, index), 0x89)
+		e.emit2(add3mod(0x48, dst, src, index), 0x89)
 	}
 	e.suffixSIB(dst, src, index, off)
 }
@@ -401,9 +408,9 @@ func (e *emitter) stxIndex(size int, dst, src, index byte, off int32) {
 func (e *emitter) immBytes(size int, imm int32) {
 	switch size {
 	case 1:
-		e.emit(byte(imm))
+		e.emit1(byte(imm))
 	case 2:
-		e.emit(byte(imm), byte(imm>>8))
+		e.emit2(byte(imm), byte(imm>>8))
 	default:
 		e.emit32(uint32(imm))
 	}
@@ -419,29 +426,29 @@ func (e *emitter) st(size int, dst byte, off, imm int32) {
 	switch size {
 	case 1:
 		if isEreg[dst] {
-			e.emit(0x41, 0xC6)
+			e.emit2(0x41, 0xC6)
 		} else {
-			e.emit(0xC6)
+			e.emit1(0xC6)
 		}
 	case 2:
 		if isEreg[dst] {
-			e.emit(0x66, 0x41, 0xC7)
+			e.emit3(0x66, 0x41, 0xC7)
 		} else {
-			e.emit(0x66, 0xC7)
+			e.emit2(0x66, 0xC7)
 		}
 	case 4:
 		if isEreg[dst] {
-			e.emit(0x41, 0xC7)
+			e.emit2(0x41, 0xC7)
 		} else {
-			e.emit(0xC7)
+			e.emit1(0xC7)
 		}
 	case 8:
-		e.emit(add1mod(0x48, dst), 0xC7)
+		e.emit2(add1mod(0x48, dst), 0xC7)
 	}
 	if isImm8(int64(off)) {
-		e.emit(add1reg(0x40, dst), byte(off))
+		e.emit2(add1reg(0x40, dst), byte(off))
 	} else {
-		e.emit(add1reg(0x80, dst))
+		e.emit1(add1reg(0x80, dst))
 		e.emit32(uint32(off))
 	}
 	e.immBytes(size, imm)
@@ -456,13 +463,13 @@ func (e *emitter) st(size int, dst byte, off, imm int32) {
 func (e *emitter) stIndex(size int, dst, index byte, off, imm int32) {
 	switch size {
 	case 1:
-		e.emit(add3mod(0x40, dst, 0, index), 0xC6)
+		e.emit2(add3mod(0x40, dst, 0, index), 0xC6)
 	case 2:
-		e.emit(0x66, add3mod(0x40, dst, 0, index), 0xC7)
+		e.emit3(0x66, add3mod(0x40, dst, 0, index), 0xC7)
 	case 4:
-		e.emit(add3mod(0x40, dst, 0, index), 0xC7)
+		e.emit2(add3mod(0x40, dst, 0, index), 0xC7)
 	case 8:
-		e.emit(add3mod(0x48, dst, 0, index), 0xC7)
+		e.emit2(add3mod(0x48, dst, 0, index), 0xC7)
 	}
 	e.suffixSIB(dst, 0, index, off)
 	e.immBytes(size, imm)
@@ -477,13 +484,13 @@ func (e *emitter) stIndex(size int, dst, index byte, off, imm int32) {
 func (e *emitter) atomicOpcode(op int32) bool {
 	switch op {
 	case atomicAdd, atomicAnd, atomicOr, atomicXor:
-		e.emit(simpleALU[op>>4])
+		e.emit1(simpleALU[op>>4])
 	case atomicAdd | atomicFetch:
-		e.emit(0x0F, 0xC1)
+		e.emit2(0x0F, 0xC1)
 	case atomicXchg:
-		e.emit(0x87)
+		e.emit1(0x87)
 	case atomicCmpXchg:
-		e.emit(0x0F, 0xB1)
+		e.emit2(0x0F, 0xB1)
 	default:
 		return false
 	}
@@ -492,7 +499,7 @@ func (e *emitter) atomicOpcode(op int32) bool {
 
 // atomicRMW: emit_atomic_rmw, lock <op> [dst+off], src (W or DW).
 func (e *emitter) atomicRMW(op int32, dst, src byte, off int32, size int) bool {
-	e.emit(0xF0)
+	e.emit1(0xF0)
 	e.maybeMod(dst, src, size == 8)
 	if !e.atomicOpcode(op) {
 		return false
@@ -503,12 +510,12 @@ func (e *emitter) atomicRMW(op int32, dst, src byte, off int32, size int) bool {
 
 // atomicRMWIndex: emit_atomic_rmw_index, lock <op> [dst+index+off], src.
 func (e *emitter) atomicRMWIndex(op int32, size int, dst, src, index byte, off int32) bool {
-	e.emit(0xF0)
+	e.emit1(0xF0)
 	switch size {
 	case 4:
-		e.emit(add3mod(0x40, dst, src, index))
+		e.emit1(add3mod(0x40, dst, src, index))
 	case 8:
-		e.emit(add3mod(0x48, dst, src, index))
+		e.emit1(add3mod(0x48, dst, src, index))
 	default:
 		return false
 	}
@@ -536,7 +543,7 @@ func (e *emitter) shiftx(dst, src byte, is64 bool, pp byte) {
 	if is64 {
 		b2 |= 0x80
 	}
-	e.emit(0xC4, b1, b2, 0xF7, add2reg(0xC0, dst, dst))
+	e.emit5(0xC4, b1, b2, 0xF7, add2reg(0xC0, dst, dst))
 }
 
 // nop emits n bytes of NOPs in pieces of at most max bytes (emit_nops).
@@ -554,31 +561,31 @@ func (e *emitter) nops(n, max int) {
 // pushCallee / popCallee: push/pop rbx, r13, r14, r15 for the used R6..R9.
 func (e *emitter) pushCallee(used *[4]bool) {
 	if used[0] {
-		e.emit(0x53) // push rbx
+		e.emit1(0x53) // push rbx
 	}
 	if used[1] {
-		e.emit(0x41, 0x55) // push r13
+		e.emit2(0x41, 0x55) // push r13
 	}
 	if used[2] {
-		e.emit(0x41, 0x56) // push r14
+		e.emit2(0x41, 0x56) // push r14
 	}
 	if used[3] {
-		e.emit(0x41, 0x57) // push r15
+		e.emit2(0x41, 0x57) // push r15
 	}
 }
 
 func (e *emitter) popCallee(used *[4]bool) {
 	if used[3] {
-		e.emit(0x41, 0x5F) // pop r15
+		e.emit2(0x41, 0x5F) // pop r15
 	}
 	if used[2] {
-		e.emit(0x41, 0x5E) // pop r14
+		e.emit2(0x41, 0x5E) // pop r14
 	}
 	if used[1] {
-		e.emit(0x41, 0x5D) // pop r13
+		e.emit2(0x41, 0x5D) // pop r13
 	}
 	if used[0] {
-		e.emit(0x5B) // pop rbx
+		e.emit1(0x5B) // pop rbx
 	}
 }
 

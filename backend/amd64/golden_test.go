@@ -65,6 +65,7 @@ func truthProgram(c *kernel.Capture) (*ir.Program, Target, error) {
 			ins.Op = ins.Op&^0xe0 | uint8(ir.ModeProbeMem32)
 		}
 	}
+	restorePseudoFuncs(c, p)
 	funcs, err := ir.FindFuncs(p)
 	if err != nil {
 		return nil, Target{}, err
@@ -106,6 +107,32 @@ func truthProgram(c *kernel.Capture) (*ir.Program, Target, error) {
 		p.UsesArena = true
 	}
 	return p, t, nil
+}
+
+// restorePseudoFuncs turns the JIT input's plain ld_imm64 of a function's
+// address (a callback) back into a function reference, so that the callee
+// is found as a function: the line info says where each function starts.
+func restorePseudoFuncs(c *kernel.Capture, p *ir.Program) {
+	start := map[uint64]int{}
+	for _, ln := range c.Lines {
+		if ln.Func > 0 && ln.Func < len(c.Ksyms) {
+			if _, ok := start[uint64(c.Ksyms[ln.Func])]; !ok {
+				start[uint64(c.Ksyms[ln.Func])] = ln.Insn
+			}
+		}
+	}
+	for i := 0; i+1 < len(p.Insns); i++ {
+		ins := p.Insns[i]
+		if !ins.IsLdImm64() {
+			continue
+		}
+		if s, ok := start[ir.Imm64(ins, p.Insns[i+1])]; ok && ins.Src == ir.PseudoNone {
+			p.Insns[i].Src = ir.PseudoFunc
+			p.Insns[i].Imm = int32(s - (i + 1))
+			p.Insns[i+1].Imm = 0
+		}
+		i++
+	}
 }
 
 // compareCapture compiles a capture and compares the whole image.

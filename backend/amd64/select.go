@@ -219,31 +219,31 @@ func (s *selector) prologue() {
 	f, e := s.f, &s.e
 	e.emit(nops[5]...)
 	if f.tailCall && !f.isSub {
-		e.emit(0x48, 0x31, 0xC0) // xor rax, rax
+		e.emit3(0x48, 0x31, 0xC0) // xor rax, rax
 	} else {
 		e.emit(nops[3]...)
 	}
-	e.emit(0x55)             // push rbp
-	e.emit(0x48, 0x89, 0xE5) // mov rbp, rsp
+	e.emit1(0x55)             // push rbp
+	e.emit3(0x48, 0x89, 0xE5) // mov rbp, rsp
 	if f.stackDepth != 0 {
-		e.emit(0x48, 0x81, 0xEC) // sub rsp, imm32
+		e.emit3(0x48, 0x81, 0xEC) // sub rsp, imm32
 		e.emit32(uint32(roundUp8(f.stackDepth)))
 	}
 	if f.tailCall {
 		if !f.isSub {
-			e.emit(0x48, 0x83, 0xF8, s.t.maxTailCalls()) // cmp rax, MAX_TAIL_CALL_CNT
-			e.emit(0x77, 0x06)                           // ja +6
-			e.emit(0x50)                                 // push rax
-			e.emit(0x48, 0x89, 0xE0)                     // mov rax, rsp
-			e.emit(0xEB, 0x01)                           // jmp +1
-			e.emit(0x50)                                 // push rax
-			e.emit(0x50)                                 // push rax
+			e.emit4(0x48, 0x83, 0xF8, s.t.maxTailCalls()) // cmp rax, MAX_TAIL_CALL_CNT
+			e.emit2(0x77, 0x06)                           // ja +6
+			e.emit1(0x50)                                 // push rax
+			e.emit3(0x48, 0x89, 0xE0)                     // mov rax, rsp
+			e.emit2(0xEB, 0x01)                           // jmp +1
+			e.emit1(0x50)                                 // push rax
+			e.emit1(0x50)                                 // push rax
 		} else {
-			e.emit(0x50, 0x50) // push rax; push rax
+			e.emit2(0x50, 0x50) // push rax; push rax
 		}
 	}
 	if f.arena {
-		e.emit(0x41, 0x54) // push r12
+		e.emit2(0x41, 0x54) // push r12
 	}
 	e.pushCallee(&f.callee)
 	if f.arena {
@@ -272,23 +272,23 @@ func (s *selector) epilogue(j int) {
 	e := &s.e
 	e.popCallee(&s.f.callee)
 	if s.f.arena {
-		e.emit(0x41, 0x5C) // pop r12
+		e.emit2(0x41, 0x5C) // pop r12
 	}
-	e.emit(0xC9) // leave
+	e.emit1(0xC9) // leave
 	s.ret(j)
 }
 
 func (s *selector) ret(j int) {
 	e := &s.e
 	if s.t.ReturnThunk != 0 {
-		e.emit(0xE9)
+		e.emit1(0xE9)
 		s.reloc(j, rAbs, s.t.ReturnThunk)
 		e.emit32(0)
 		return
 	}
-	e.emit(0xC3) // ret
+	e.emit1(0xC3) // ret
 	if s.t.SLS {
-		e.emit(0xCC) // int3
+		e.emit1(0xCC) // int3
 	}
 }
 
@@ -321,11 +321,11 @@ func (s *selector) addVar(j int, kind varKind, cc byte, target int, minus2 bool)
 //	call YieldAddr          ; E8 rel32
 func (s *selector) yieldCheck(j int) {
 	e := &s.e
-	e.emit(0x49, 0x89, 0xE3)
+	e.emit3(0x49, 0x89, 0xE3)
 	e.emit(0x49, 0x81, 0xE3, 0x00, 0x00, 0xFF, 0xFF)
-	e.emit(0x49, 0x83, 0x2B, 0x01)
-	e.emit(0x75, 0x05)
-	e.emit(0xE8)
+	e.emit4(0x49, 0x83, 0x2B, 0x01)
+	e.emit2(0x75, 0x05)
+	e.emit1(0xE8)
 	s.reloc(j, rAbs, s.t.YieldAddr)
 	e.emit32(0)
 }
@@ -383,7 +383,7 @@ func (s *selector) alu(gi int, ins ir.Instruction) error {
 		if x {
 			// add/sub/and/or/xor dst, src ; [REX] 01/29/21/09/31 /r
 			e.maybeMod(dst, src, is64)
-			e.emit(simpleALU[op>>4], add2reg(0xC0, dst, src))
+			e.emit2(simpleALU[op>>4], add2reg(0xC0, dst, src))
 			return nil
 		}
 		// op dst, imm8 ; [REX] 83 /n ib
@@ -405,12 +405,12 @@ func (s *selector) alu(gi int, ins ir.Instruction) error {
 		}
 		switch {
 		case isImm8(int64(imm)):
-			e.emit(0x83, add1reg(b3, dst), byte(imm))
+			e.emit3(0x83, add1reg(b3, dst), byte(imm))
 		case dst == 0:
-			e.emit(b2)
+			e.emit1(b2)
 			e.emit32(uint32(imm))
 		default:
-			e.emit(0x81, add1reg(b3, dst))
+			e.emit2(0x81, add1reg(b3, dst))
 			e.emit32(uint32(imm))
 		}
 		return nil
@@ -429,7 +429,7 @@ func (s *selector) alu(gi int, ins ir.Instruction) error {
 		if is64 && ins.Off == ir.OffPerCPUAddr {
 			// mov dst, src ; add dst, gs:[this_cpu_off] (65 REX.W 03 04 25 id)
 			e.mov64(dst, src)
-			e.emit(0x65, add1mod(0x48, dst), 0x03, add2reg(0x04, 0, dst), 0x25)
+			e.emit5(0x65, add1mod(0x48, dst), 0x03, add2reg(0x04, 0, dst), 0x25)
 			e.emit32(s.t.ThisCPUOff)
 			return nil
 		}
@@ -448,7 +448,7 @@ func (s *selector) alu(gi int, ins ir.Instruction) error {
 		}
 		// neg dst ; [REX] F7 /3
 		e.maybe1Mod(dst, is64)
-		e.emit(0xF7, add1reg(0xD8, dst))
+		e.emit2(0xF7, add1reg(0xD8, dst))
 		return nil
 	case ir.ALUDiv, ir.ALUMod:
 		if ins.Off != 0 && ins.Off != ir.OffSigned {
@@ -460,15 +460,15 @@ func (s *selector) alu(gi int, ins ir.Instruction) error {
 		if x {
 			// imul dst, src ; [REX] 0F AF /r
 			e.maybeMod(src, dst, is64)
-			e.emit(0x0F, 0xAF, add2reg(0xC0, src, dst))
+			e.emit3(0x0F, 0xAF, add2reg(0xC0, src, dst))
 			return nil
 		}
 		// imul dst, dst, imm8/imm32 ; [REX] 6B /r ib | 69 /r id
 		e.maybeMod(dst, dst, is64)
 		if isImm8(int64(imm)) {
-			e.emit(0x6B, add2reg(0xC0, dst, dst), byte(imm))
+			e.emit3(0x6B, add2reg(0xC0, dst, dst), byte(imm))
 		} else {
-			e.emit(0x69, add2reg(0xC0, dst, dst))
+			e.emit2(0x69, add2reg(0xC0, dst, dst))
 			e.emit32(uint32(imm))
 		}
 		return nil
@@ -479,9 +479,9 @@ func (s *selector) alu(gi int, ins ir.Instruction) error {
 			// shl/shr/sar dst, imm8 ; [REX] C1 /n ib
 			e.maybe1Mod(dst, is64)
 			if imm == 1 {
-				e.emit(0xD1, add1reg(b3, dst))
+				e.emit2(0xD1, add1reg(b3, dst))
 			} else {
-				e.emit(0xC1, add1reg(b3, dst), byte(imm))
+				e.emit3(0xC1, add1reg(b3, dst), byte(imm))
 			}
 			return nil
 		}
@@ -503,17 +503,17 @@ func (s *selector) alu(gi int, ins ir.Instruction) error {
 				e.mov64(regAUX, dst) // mov r11, rcx
 				d = regAUX
 			} else {
-				e.emit(0x51) // push rcx
+				e.emit1(0x51) // push rcx
 			}
 			e.mov64(4, src)
 		}
 		e.maybe1Mod(d, is64)
-		e.emit(0xD3, add1reg(b3, d))
+		e.emit2(0xD3, add1reg(b3, d))
 		if src != 4 {
 			if dst == 4 {
 				e.mov64(4, regAUX) // mov rcx, r11
 			} else {
-				e.emit(0x59) // pop rcx
+				e.emit1(0x59) // pop rcx
 			}
 		}
 		return nil
@@ -531,24 +531,24 @@ func (s *selector) alu(gi int, ins ir.Instruction) error {
 			case 16:
 				// ror dst16, 8 ; 66 [41] C1 /1 08
 				// movzx dst32, dst16 ; [45] 0F B7 /r
-				e.emit(0x66)
+				e.emit1(0x66)
 				if isEreg[dst] {
-					e.emit(0x41)
+					e.emit1(0x41)
 				}
-				e.emit(0xC1, add1reg(0xC8, dst), 8)
+				e.emit3(0xC1, add1reg(0xC8, dst), 8)
 				if isEreg[dst] {
-					e.emit(0x45)
+					e.emit1(0x45)
 				}
-				e.emit(0x0F, 0xB7, add2reg(0xC0, dst, dst))
+				e.emit3(0x0F, 0xB7, add2reg(0xC0, dst, dst))
 			case 32:
 				// bswap dst32 ; [41] 0F C8+r
 				if isEreg[dst] {
-					e.emit(0x41)
+					e.emit1(0x41)
 				}
-				e.emit(0x0F, add1reg(0xC8, dst))
+				e.emit2(0x0F, add1reg(0xC8, dst))
 			case 64:
 				// bswap dst64 ; REX.W 0F C8+r
-				e.emit(add1mod(0x48, dst), 0x0F, add1reg(0xC8, dst))
+				e.emit3(add1mod(0x48, dst), 0x0F, add1reg(0xC8, dst))
 			}
 			return nil
 		}
@@ -556,15 +556,15 @@ func (s *selector) alu(gi int, ins ir.Instruction) error {
 		case 16:
 			// movzx dst32, dst16 ; [45] 0F B7 /r
 			if isEreg[dst] {
-				e.emit(0x45)
+				e.emit1(0x45)
 			}
-			e.emit(0x0F, 0xB7, add2reg(0xC0, dst, dst))
+			e.emit3(0x0F, 0xB7, add2reg(0xC0, dst, dst))
 		case 32:
 			// mov dst32, dst32 ; [45] 89 /r
 			if isEreg[dst] {
-				e.emit(0x45)
+				e.emit1(0x45)
 			}
-			e.emit(0x89, add2reg(0xC0, dst, dst))
+			e.emit2(0x89, add2reg(0xC0, dst, dst))
 		}
 		return nil
 	}
@@ -586,21 +586,21 @@ func (s *selector) castUser(dst, src byte) {
 		e.movReg(false, dst, src)
 	}
 	e.maybe1Mod(dst, true)
-	e.emit(0xC1, add1reg(0xE0, dst), 32)
+	e.emit3(0xC1, add1reg(0xE0, dst), 32)
 	e.maybe1Mod(dst, true)
 	if dst == 0 {
-		e.emit(0x0D)
+		e.emit1(0x0D)
 	} else {
-		e.emit(0x81, add1reg(0xC8, dst))
+		e.emit2(0x81, add1reg(0xC8, dst))
 	}
 	e.emit32(uint32(s.t.UserVMStart >> 32))
 	e.maybe1Mod(dst, true)
-	e.emit(0xC1, add1reg(0xC0, dst), 32)
-	e.emit(0x4D, 0x31, 0xDB)
+	e.emit3(0xC1, add1reg(0xC0, dst), 32)
+	e.emit3(0x4D, 0x31, 0xDB)
 	e.maybeMod(dst, dst, false)
-	e.emit(0x85, add2reg(0xC0, dst, dst))
+	e.emit2(0x85, add2reg(0xC0, dst, dst))
 	e.maybeMod(regAUX, dst, true)
-	e.emit(0x0F, 0x44, add2reg(0xC0, regAUX, dst))
+	e.emit3(0x0F, 0x44, add2reg(0xC0, regAUX, dst))
 }
 
 // divmod emits div/mod/sdiv/smod through rax/rdx:
@@ -616,10 +616,10 @@ func (s *selector) divmod(ins ir.Instruction, is64 bool) {
 	e := &s.e
 	dst, src := byte(ins.Dst), byte(ins.Src)
 	if dst != 0 {
-		e.emit(0x50)
+		e.emit1(0x50)
 	}
 	if dst != 3 {
-		e.emit(0x52)
+		e.emit1(0x52)
 	}
 	if ins.Source() == ir.SourceX {
 		if src == 0 || src == 3 {
@@ -627,7 +627,7 @@ func (s *selector) divmod(ins ir.Instruction, is64 bool) {
 			src = regAUX
 		}
 	} else {
-		e.emit(0x49, 0xC7, 0xC3)
+		e.emit3(0x49, 0xC7, 0xC3)
 		e.emit32(uint32(ins.Imm))
 		src = regAUX
 	}
@@ -635,17 +635,17 @@ func (s *selector) divmod(ins ir.Instruction, is64 bool) {
 		e.movReg(is64, 0, dst)
 	}
 	if ins.Off == 0 {
-		e.emit(0x31, 0xD2)
+		e.emit2(0x31, 0xD2)
 		e.maybe1Mod(src, is64)
-		e.emit(0xF7, add1reg(0xF0, src))
+		e.emit2(0xF7, add1reg(0xF0, src))
 	} else {
 		if is64 {
-			e.emit(0x48, 0x99)
+			e.emit2(0x48, 0x99)
 		} else {
-			e.emit(0x99)
+			e.emit1(0x99)
 		}
 		e.maybe1Mod(src, is64)
-		e.emit(0xF7, add1reg(0xF8, src))
+		e.emit2(0xF7, add1reg(0xF8, src))
 	}
 	if ins.ALUOp() == ir.ALUMod && dst != 3 {
 		e.movReg(is64, dst, 3)
@@ -653,10 +653,10 @@ func (s *selector) divmod(ins ir.Instruction, is64 bool) {
 		e.movReg(is64, dst, 0)
 	}
 	if dst != 3 {
-		e.emit(0x5A)
+		e.emit1(0x5A)
 	}
 	if dst != 0 {
-		e.emit(0x58)
+		e.emit1(0x58)
 	}
 }
 
@@ -696,18 +696,18 @@ func (s *selector) ldx(gi, j int, ins ir.Instruction) error {
 		e.mov64(regAUX, src)
 		if off != 0 {
 			e.maybe1Mod(regAUX, true)
-			e.emit(0x81, add1reg(0xC0, regAUX))
+			e.emit2(0x81, add1reg(0xC0, regAUX))
 			e.emit32(uint32(off))
 		}
 		e.maybeMod(regAUX, regAX, true)
-		e.emit(0x29, add2reg(0xC0, regAUX, regAX))
+		e.emit2(0x29, add2reg(0xC0, regAUX, regAX))
 		e.movImm64(regAX, s.t.probeLimit())
 		e.maybeMod(regAUX, regAX, true)
-		e.emit(0x39, add2reg(0xC0, regAUX, regAX))
-		e.emit(jccJA, 0)
+		e.emit2(0x39, add2reg(0xC0, regAUX, regAX))
+		e.emit2(jccJA, 0)
 		endJmp := len(e.b)
 		e.movImm32(false, dst, 0)
-		e.emit(0xEB, 0)
+		e.emit2(0xEB, 0)
 		at := len(e.b)
 		e.b[endJmp-1] = byte(at - endJmp)
 		if mode == ir.ModeProbeMemSX {
@@ -754,7 +754,7 @@ func (s *selector) st(gi, j int, ins ir.Instruction) error {
 		if ins.Size() != ir.SizeW {
 			break
 		}
-		e.emit(0x0F, 0xAE, 0xE8) // lfence
+		e.emit3(0x0F, 0xAE, 0xE8) // lfence
 		return nil
 	case ir.ModeProbeMem32:
 		areg, err := ptRegs(gi, dst)
@@ -811,9 +811,9 @@ func (s *selector) stx(gi, j int, ins ir.Instruction) error {
 			e.ldx(size, 0, realDst, off)
 			e.movReg(is64, regAUX, 0)
 			e.maybeMod(regAUX, realSrc, is64)
-			e.emit(simpleALU[(imm&0xf0)>>4], add2reg(0xC0, regAUX, realSrc))
+			e.emit2(simpleALU[(imm&0xf0)>>4], add2reg(0xC0, regAUX, realSrc))
 			e.atomicRMW(atomicCmpXchg, realDst, regAUX, off, size)
-			e.emit(jccJNE, byte(-(len(e.b)-branch)-2))
+			e.emit2(jccJNE, byte(-(len(e.b)-branch)-2))
 			e.movReg(is64, realSrc, 0)
 			e.movReg(true, 0, regAX)
 			return nil
@@ -912,27 +912,27 @@ func (s *selector) jmp(gi, j int, ins ir.Instruction) error {
 	case x && op == ir.JumpJSET:
 		// test dst, src ; [REX] 85 /r
 		e.maybeMod(dst, src, is64)
-		e.emit(0x85, add2reg(0xC0, dst, src))
+		e.emit2(0x85, add2reg(0xC0, dst, src))
 	case x:
 		// cmp dst, src ; [REX] 39 /r
 		e.maybeMod(dst, src, is64)
-		e.emit(0x39, add2reg(0xC0, dst, src))
+		e.emit2(0x39, add2reg(0xC0, dst, src))
 	case op == ir.JumpJSET:
 		// test dst, imm32 ; [REX] F7 /0 id
 		e.maybe1Mod(dst, is64)
-		e.emit(0xF7, add1reg(0xC0, dst))
+		e.emit2(0xF7, add1reg(0xC0, dst))
 		e.emit32(uint32(ins.Imm))
 	case ins.Imm == 0:
 		// test dst, dst ; [REX] 85 /r
 		e.maybeMod(dst, dst, is64)
-		e.emit(0x85, add2reg(0xC0, dst, dst))
+		e.emit2(0x85, add2reg(0xC0, dst, dst))
 	default:
 		// cmp dst, imm8 ; [REX] 83 /7 ib   |   cmp dst, imm32 ; [REX] 81 /7 id
 		e.maybe1Mod(dst, is64)
 		if isImm8(int64(ins.Imm)) {
-			e.emit(0x83, add1reg(0xF8, dst), byte(ins.Imm))
+			e.emit3(0x83, add1reg(0xF8, dst), byte(ins.Imm))
 		} else {
-			e.emit(0x81, add1reg(0xF8, dst))
+			e.emit2(0x81, add1reg(0xF8, dst))
 			e.emit32(uint32(ins.Imm))
 		}
 	}
@@ -948,16 +948,16 @@ func (s *selector) call(gi, j int, ins ir.Instruction) {
 	e := &s.e
 	if ins.Src == ir.CallLocal {
 		if s.f.tailCall {
-			e.emit(0x48, 0x8B, 0x85)
+			e.emit3(0x48, 0x8B, 0x85)
 			e.emit32(s.f.tccPtrOff())
 		}
 		k := ir.FuncOf(s.fn, s.p.Target(gi))
-		e.emit(0xE8)
+		e.emit1(0xE8)
 		s.reloc(j, rFunc, uint64(k))
 		e.emit32(0)
 		return
 	}
-	e.emit(0xE8)
+	e.emit1(0xE8)
 	s.reloc(j, rAbs, s.t.CallBase+uint64(int64(ins.Imm)))
 	e.emit32(0)
 }
@@ -969,46 +969,46 @@ func (s *selector) tailCall(j int, imm int32) {
 	start := len(e.b)
 	var patches []int // positions of rel8 bytes jumping to the end
 	if imm == 0 {
-		e.emit(0x89, 0xD2)                         // mov edx, edx
-		e.emit(0x39, 0x56, t.ArrayMaxEntriesOff)   // cmp dword ptr [rsi + max_entries], edx
-		e.emit(jccJBE, 0)                          // jbe out
-		patches = append(patches, len(e.b))        //
-		e.emit(0x48, 0x8B, 0x85)                   // mov rax, qword ptr [rbp + tcc_ptr_off]
-		e.emit32(f.tccPtrOff())                    //
-		e.emit(0x48, 0x83, 0x38, t.maxTailCalls()) // cmp qword ptr [rax], MAX_TAIL_CALL_CNT
-		e.emit(jccJAE, 0)                          // jae out
-		patches = append(patches, len(e.b))        //
-		e.emit(0x48, 0x8B, 0x8C, 0xD6)             // mov rcx, [rsi + rdx*8 + ptrs]
-		e.emit32(t.ArrayPtrsOff)                   //
-		e.emit(0x48, 0x85, 0xC9)                   // test rcx, rcx
-		e.emit(jccJE, 0)                           // je out
-		patches = append(patches, len(e.b))        //
-		e.emit(0x48, 0x83, 0x00, 0x01)             // add qword ptr [rax], 1
-		s.tailPops()                               //
-		e.emit(0x48, 0x8B, 0x49, t.ProgBPFFuncOff) // mov rcx, qword ptr [rcx + bpf_func]
-		e.emit(0x48, 0x83, 0xC1, 12)               // add rcx, X86_TAIL_CALL_OFFSET
+		e.emit2(0x89, 0xD2)                         // mov edx, edx
+		e.emit3(0x39, 0x56, t.ArrayMaxEntriesOff)   // cmp dword ptr [rsi + max_entries], edx
+		e.emit2(jccJBE, 0)                          // jbe out
+		patches = append(patches, len(e.b))         //
+		e.emit3(0x48, 0x8B, 0x85)                   // mov rax, qword ptr [rbp + tcc_ptr_off]
+		e.emit32(f.tccPtrOff())                     //
+		e.emit4(0x48, 0x83, 0x38, t.maxTailCalls()) // cmp qword ptr [rax], MAX_TAIL_CALL_CNT
+		e.emit2(jccJAE, 0)                          // jae out
+		patches = append(patches, len(e.b))         //
+		e.emit4(0x48, 0x8B, 0x8C, 0xD6)             // mov rcx, [rsi + rdx*8 + ptrs]
+		e.emit32(t.ArrayPtrsOff)                    //
+		e.emit3(0x48, 0x85, 0xC9)                   // test rcx, rcx
+		e.emit2(jccJE, 0)                           // je out
+		patches = append(patches, len(e.b))         //
+		e.emit4(0x48, 0x83, 0x00, 0x01)             // add qword ptr [rax], 1
+		s.tailPops()                                //
+		e.emit4(0x48, 0x8B, 0x49, t.ProgBPFFuncOff) // mov rcx, qword ptr [rcx + bpf_func]
+		e.emit4(0x48, 0x83, 0xC1, 12)               // add rcx, X86_TAIL_CALL_OFFSET
 		if t.IndirectThunkRCX != 0 {
-			e.emit(0xE9) // jmp __x86_indirect_thunk_rcx
+			e.emit1(0xE9) // jmp __x86_indirect_thunk_rcx
 			s.reloc(j, rAbs, t.IndirectThunkRCX)
 			e.emit32(0)
 		} else {
-			e.emit(0xFF, 0xE1) // jmp rcx
+			e.emit2(0xFF, 0xE1) // jmp rcx
 			if t.IndirectInt3 || t.SLS {
-				e.emit(0xCC)
+				e.emit1(0xCC)
 			}
 		}
 	} else {
-		e.emit(0x48, 0x8B, 0x85)                   // mov rax, qword ptr [rbp + tcc_ptr_off]
-		e.emit32(f.tccPtrOff())                    //
-		e.emit(0x48, 0x83, 0x38, t.maxTailCalls()) // cmp qword ptr [rax], MAX_TAIL_CALL_CNT
-		e.emit(jccJAE, 0)                          // jae out
-		patches = append(patches, len(e.b))        //
-		e.emit(0xE9)                               // jmp out (bypass, patched when the slot fills)
-		e.emit32(0)                                //
-		patches = append(patches, -len(e.b))       //
-		e.emit(0x48, 0x83, 0x00, 0x01)             // add qword ptr [rax], 1
-		s.tailPops()                               //
-		e.emit(nops[5]...)                         // nop5: patched into jmp target
+		e.emit3(0x48, 0x8B, 0x85)                   // mov rax, qword ptr [rbp + tcc_ptr_off]
+		e.emit32(f.tccPtrOff())                     //
+		e.emit4(0x48, 0x83, 0x38, t.maxTailCalls()) // cmp qword ptr [rax], MAX_TAIL_CALL_CNT
+		e.emit2(jccJAE, 0)                          // jae out
+		patches = append(patches, len(e.b))         //
+		e.emit1(0xE9)                               // jmp out (bypass, patched when the slot fills)
+		e.emit32(0)                                 //
+		patches = append(patches, -len(e.b))        //
+		e.emit4(0x48, 0x83, 0x00, 0x01)             // add qword ptr [rax], 1
+		s.tailPops()                                //
+		e.emit(nops[5]...)                          // nop5: patched into jmp target
 	}
 	end := len(e.b)
 	for _, p := range patches {
@@ -1028,12 +1028,12 @@ func (s *selector) tailPops() {
 	e, f := &s.e, s.f
 	e.popCallee(&f.callee)
 	if f.arena {
-		e.emit(0x41, 0x5C) // pop r12
+		e.emit2(0x41, 0x5C) // pop r12
 	}
-	e.emit(0x58) // pop rax
-	e.emit(0x58) // pop rax
+	e.emit1(0x58) // pop rax
+	e.emit1(0x58) // pop rax
 	if f.stackDepth != 0 {
-		e.emit(0x48, 0x81, 0xC4) // add rsp, imm32
+		e.emit3(0x48, 0x81, 0xC4) // add rsp, imm32
 		e.emit32(uint32(roundUp8(f.stackDepth)))
 	}
 }
