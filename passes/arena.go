@@ -19,8 +19,10 @@ import (
 // Values are seeded as the verifier seeds them: R1 is the context and R10
 // the frame pointer at the main program's entry; addr_space_cast to kernel
 // space (imm 1) makes an arena pointer and the cast to user space (imm
-// 1<<16) a scalar; a global function starts with the arguments its BTF tags
-// arg:arena (Aux.ArgArena) holding arena pointers; kfunc and helper results
+// 1<<16) a scalar; a global function's arguments tagged arg:arena
+// (Aux.ArgArena) start as scalars, exactly as the verifier starts them (it
+// accepts an arena pointer or a scalar there, so the function must cast;
+// checked against the kernel with testdata/arena/p33); kfunc and helper results
 // are scalars (arena kfuncs return user addresses that the program casts);
 // the arena globals' ld_imm64 (SymArena) is a scalar too. Values move through
 // register copies, pointer arithmetic, 8-byte spills and fills of the
@@ -261,10 +263,16 @@ func analyzeArena(p *ir.Program, xl bool) (*arenaInfo, error) {
 			if k == 0 {
 				st.r[ir.R1] = aval{k: kCtx}
 			} else {
+				// An arg:arena argument (Aux.ArgArena) starts as an
+				// unknown scalar, as the verifier's do_check_common marks
+				// it ("caller can pass either PTR_TO_ARENA or SCALAR"):
+				// only a cast makes it an arena pointer, and arithmetic
+				// on it before the cast stays 64-bit. Other arguments
+				// are scalars or memory the BTF describes.
 				aa := p.Aux[funcs[k].Start].ArgArena
 				for r := ir.R1; r <= ir.R5; r++ {
 					if aa.Has(r) {
-						st.r[r] = aval{k: kArena}
+						st.r[r] = scalar
 					} else {
 						st.r[r] = aval{k: kScalar | kOther}
 					}

@@ -2,6 +2,7 @@ package passes
 
 import (
 	"bufio"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -162,7 +163,20 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 			}
 			extra.FuncInfo = append(extra.FuncInfo, uint32(fi.Slot), uint32(id))
 		}
-		h, err := btf.NewHandle(b)
+		raw, err := b.Marshal(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// cilium/ebpf does not write Func.ParamTags out: add the
+		// arg:arena decl tags the verifier reads.
+		for k, fi := range op.FuncInfo {
+			for arg, tags := range fi.Func.ParamTags {
+				for _, tag := range tags {
+					raw = appendDeclTag(raw, extra.FuncInfo[2*k+1], int32(arg), tag)
+				}
+			}
+		}
+		h, err := btf.NewHandleFromRawBTF(raw)
 		if err != nil {
 			t.Fatalf("%s: BTF: %v", obj, err)
 		}
@@ -174,6 +188,9 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 	fd, err := loadRaw(progTypeSyscall, flagSleepable, code, extra, nil)
 	if err != nil {
 		loadRaw(progTypeSyscall, flagSleepable, code, extra, &log)
+		if os.Getenv("BPFC_VERBOSE") != "" {
+			t.Logf("%s", log)
+		}
 		lines := strings.Split(strings.TrimSpace(string(log)), "\n")
 		if len(lines) > 8 {
 			lines = lines[len(lines)-8:]
@@ -301,4 +318,31 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// appendDeclTag appends a BTF_KIND_DECL_TAG type (tag on argument arg of
+// the type id target) to raw BTF, adding its string.
+func appendDeclTag(raw []byte, target uint32, arg int32, tag string) []byte {
+	le := binary.LittleEndian
+	hdrLen := le.Uint32(raw[4:])
+	typeOff, typeLen := le.Uint32(raw[8:]), le.Uint32(raw[12:])
+	strOff, strLen := le.Uint32(raw[16:]), le.Uint32(raw[20:])
+	hdr := raw[:hdrLen]
+	types := raw[hdrLen+typeOff : hdrLen+typeOff+typeLen]
+	strs := raw[hdrLen+strOff : hdrLen+strOff+strLen]
+	nameOff := uint32(len(strs))
+	var rec [16]byte
+	le.PutUint32(rec[0:], nameOff)
+	le.PutUint32(rec[4:], 17<<24) // BTF_KIND_DECL_TAG, vlen 0
+	le.PutUint32(rec[8:], target)
+	le.PutUint32(rec[12:], uint32(arg))
+	out := append([]byte(nil), hdr...)
+	newTypes := append(append([]byte(nil), types...), rec[:]...)
+	newStrs := append(append(append([]byte(nil), strs...), tag...), 0)
+	le.PutUint32(out[8:], 0)
+	le.PutUint32(out[12:], uint32(len(newTypes)))
+	le.PutUint32(out[16:], uint32(len(newTypes)))
+	le.PutUint32(out[20:], uint32(len(newStrs)))
+	out = append(out, newTypes...)
+	return append(out, newStrs...)
 }

@@ -220,19 +220,20 @@ exit
 f:
 mov %r0, %r1
 exit`, map[int]ir.Instruction{3: castKern(ir.R0, ir.R1)}, nil, want{probe: []int{1}}},
-		{"global-arg-arena", `
+		{"global-arg-arena-is-scalar-until-cast", `
 mov %r1, 0
 mov %r2, %r10
 call local f
 exit
 f:
+add %r1, 16
+mov %r1, %r1
 stdw [%r1+0], 1
-stdw [%r2-8], 1
 mov %r0, 0
-exit`, nil, func(p *ir.Program) {
+exit`, map[int]ir.Instruction{5: castKern(ir.R1, ir.R1)}, func(p *ir.Program) {
 			p.Aux[4].GlobalFunc = true
 			p.Aux[4].ArgArena = regs(ir.R1)
-		}, want{probe: []int{4}}},
+		}, want{probe: []int{6}}},
 		{"global-without-tag", `
 mov %r1, 0
 call local f
@@ -289,6 +290,9 @@ exit`, map[int]ir.Instruction{0: castKern(ir.R1, ir.R1)}, nil, want{probe: []int
 			}
 			if fmt.Sprint(got) != fmt.Sprint(c.want.probe) && len(got)+len(c.want.probe) > 0 {
 				t.Errorf("PROBE accesses %v, want %v", got, c.want.probe)
+			}
+			if c.name == "global-arg-arena-is-scalar-until-cast" && p.Insns[4].Class() != ir.ClassALU64 {
+				t.Errorf("arithmetic on the scalar argument was narrowed: %+v", p.Insns[4])
 			}
 			if c.name == "arith-64-to-32" {
 				if p.Insns[1].Class() != ir.ClassALU || p.Insns[3].Class() != ir.ClassALU || p.Insns[2].Class() != ir.ClassALU64 {
