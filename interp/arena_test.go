@@ -269,3 +269,45 @@ func TestCastSemantics(t *testing.T) {
 		}
 	}
 }
+
+// A page freed by another goroutine while a program reads it in a loop: the
+// run ends normally or with an error naming the instruction, never a crash.
+func TestArenaConcurrentFree(t *testing.T) {
+	a := newArena(t, 4)
+	b := &progBuilder{}
+	b.allocOne()
+	b.add(
+		movr(ir.R6, ir.R0),
+		mov(ir.R7, 0),
+		// loop: r8 = *(u64 *)(r6 + 0); r7++; if r7 < 2000000 goto loop
+		mem(ir.ClassLDX, ir.SizeDW, ir.ModeMEM, ir.R8, ir.R6, 0, 0),
+		ir.Instruction{Op: 0x07, Dst: ir.R7, Imm: 1},
+		ir.Instruction{Op: 0xa5, Dst: ir.R7, Imm: 300000, Off: -3},
+		movr(ir.R0, ir.R6),
+		ir.Instruction{Op: ir.OpExit},
+	)
+	q := prepare(t, b.program("loop"), Options{Arena: a})
+	faults := 0
+	for i := 0; i < 20; i++ {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for a.AllocatedPages() == 0 {
+			}
+			a.FreePages(a.UserVMStart(), 4)
+		}()
+		_, err := q.Run(RunOptions{})
+		<-done
+		if err != nil {
+			if !strings.Contains(err.Error(), "instruction ") {
+				t.Fatalf("error without instruction: %v", err)
+			}
+			if faults == 0 {
+				t.Log(err)
+			}
+			faults++
+		}
+		a.FreePages(a.UserVMStart(), 4)
+	}
+	t.Logf("%d of 20 runs saw the page freed under them", faults)
+}

@@ -38,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
 
 	"github.com/bpfc/bpfc/arena"
@@ -359,5 +360,25 @@ func (p *Program) Run(ro RunOptions) (res Result, err error) {
 	}()
 	m.runOpts = ro
 	m.setup(p, &m.runOpts)
+	if p.opts.Arena != nil {
+		// Arena pages are checked before every access, but another
+		// goroutine may free one between the check and the access. Turn
+		// that fault into an error instead of a crash.
+		old := debug.SetPanicOnFault(true)
+		defer debug.SetPanicOnFault(old)
+		defer func() {
+			r := recover()
+			if r == nil {
+				return
+			}
+			fault, ok := r.(interface{ Addr() uintptr })
+			if !ok {
+				panic(r)
+			}
+			res = Result{}
+			err = &Error{Program: m.prog.name, Index: m.arenaPC,
+				Reason: fmt.Sprintf("memory fault at %#x: an arena page was freed while the program used it", fault.Addr())}
+		}()
+	}
 	return m.run(p, &m.runOpts)
 }

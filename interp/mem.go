@@ -38,6 +38,7 @@ type machine struct {
 	mayGoto     uint64
 	done, chunk uint64 // instructions before the current chunk, its length
 	maxDepth    int    // deepest frame this run reached
+	arenaPC     int    // instruction of the last arena access (for faults)
 	stackBase   uint64 // address of stack[0]
 }
 
@@ -146,6 +147,7 @@ func (m *machine) wild(p *Program, pc int, in *insn, what string, a uint64, n in
 // load reads n bytes at a (zero-extended). With probe set (PROBE_MEM) any
 // inaccessible address reads 0, like the kernel's exception table.
 func (m *machine) load(a uint64, n int, probe bool, p *Program, pc int, in *insn) (uint64, error) {
+	m.arenaPC = pc
 	ptr, acc := m.ptr(a, n, false)
 	switch acc {
 	case accOK:
@@ -161,6 +163,7 @@ func (m *machine) load(a uint64, n int, probe bool, p *Program, pc int, in *insn
 
 // store writes the low n bytes of v at a; arena faults skip it.
 func (m *machine) store(a uint64, n int, v uint64, p *Program, pc int, in *insn) error {
+	m.arenaPC = pc
 	ptr, acc := m.ptr(a, n, true)
 	switch acc {
 	case accOK:
@@ -179,6 +182,7 @@ func (m *machine) arenaAddr(reg uint64, off int16) uint64 {
 }
 
 func (m *machine) arenaPtr(reg uint64, off int16, n int, p *Program, pc int, what string) (unsafe.Pointer, error) {
+	m.arenaPC = pc
 	a := m.arenaAddr(reg, off)
 	if m.arena == nil {
 		return nil, nil // no arena mapped: everything faults
@@ -233,6 +237,7 @@ func wr(p unsafe.Pointer, n int, v uint64) {
 // atomic executes STX ATOMIC / PROBE_ATOMIC. On an arena fault nothing
 // happens and no register changes (the JIT's DONT_CLEAR fixup).
 func (m *machine) atomic(r *[256]uint64, in *insn, p *Program, pc int) error {
+	m.arenaPC = pc
 	n := sizeBytes(in.op)
 	imm := int32(in.k)
 	var ptr unsafe.Pointer
