@@ -565,3 +565,19 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// callx with the target register in imm (LLVM's encoding) and in dst.
+func TestCallxEncodings(t *testing.T) {
+	for _, ins := range []ir.Instruction{{Op: ir.OpCallX, Imm: 3}, {Op: ir.OpCallX, Dst: ir.R3}} {
+		p := ir.NewProgram("callx", []ir.Instruction{
+			{Op: 0xb7, Dst: ir.R3, Imm: helpers.IDConformanceUnwind},
+			{Op: 0xb7, Dst: ir.R1, Imm: 9},
+			ins,
+			{Op: ir.OpExit},
+		})
+		res, err := prepare(t, p, Options{Helpers: helpers.Conformance()}).Run(RunOptions{})
+		if err != nil || res.R0 != 9 {
+			t.Errorf("%+v: r0=%d err=%v", ins, res.R0, err)
+		}
+	}
+}
