@@ -107,6 +107,18 @@ func multiPrograms() []goldenProgram {
 	// address move (mov r0, r0; add r0, gs:[this_cpu_off]).
 	gps = append(gps, goldenProgram{name: "percpu", note: "inlined bpf_get_smp_processor_id: per-cpu address move",
 		prog: prog("percpu", call(8), movr(ir.R6, ir.R0), call(8), a64x(ir.ALUAdd, ir.R0, ir.R6), exit()), typ: kernel.SocketFilter})
+	// Loads through a BTF pointer (the current task): PROBE_MEM and
+	// PROBE_MEMSX with the address check and extable entries.
+	gps = append(gps, goldenProgram{name: "probe_mem", note: "PROBE_MEM/PROBE_MEMSX loads through bpf_get_current_task_btf()",
+		prog: prog("probe_mem", call(158), movr(ir.R6, ir.R0),
+			ldx(ir.SizeDW, ir.R1, ir.R6, 0), ldx(ir.SizeW, ir.R2, ir.R6, 8), ldx(ir.SizeB, ir.R9, ir.R0, 16), ldx(ir.SizeH, ir.R0, ir.R6, 0),
+			ldsx(ir.SizeW, ir.R3, ir.R6, 8), ldsx(ir.SizeB, ir.R7, ir.R6, 0),
+			// task->real_parent (offset 1280 in this kernel's task_struct) is
+			// untrusted: loads through it are PROBE_MEM.
+			ldx(ir.SizeDW, ir.R7, ir.R6, 1280),
+			ldx(ir.SizeW, ir.R1, ir.R7, 1264), ldx(ir.SizeDW, ir.R2, ir.R7, 1280), ldsx(ir.SizeW, ir.R3, ir.R7, 1264),
+			ldx(ir.SizeB, ir.R8, ir.R7, 44), ldx(ir.SizeH, ir.R0, ir.R7, 0), ldsx(ir.SizeH, ir.R9, ir.R7, 44),
+			mov64(ir.R0, 0), exit())})
 	// Arena accesses of every size.
 	{
 		var insns []ir.Instruction
