@@ -87,6 +87,7 @@ func once() {
 	stackFamily()
 	arenaFamily()
 	probeFamily()
+	extraFamily()
 }
 
 // Shorthands.

@@ -166,6 +166,9 @@ func Compile(c *kernel.Capture, truth bool) (*amd64.Image, *Prepared, error) {
 // Mismatch is a difference between bpfc's image and the kernel's.
 type Mismatch struct {
 	Name string
+	// Reason is set for differences that are not in the code bytes (the
+	// number of functions).
+	Reason string
 	// Func and Insn locate the first differing BPF instruction (Insn -1:
 	// in the prologue); Offset is the first differing byte in the function.
 	Func, Insn, Offset int
@@ -178,6 +181,9 @@ type Mismatch struct {
 }
 
 func (m *Mismatch) Error() string {
+	if m.Reason != "" {
+		return m.Name + ": " + m.Reason
+	}
 	var sb strings.Builder
 	where := "prologue"
 	if m.Insn >= 0 {
@@ -205,7 +211,7 @@ func Compare(c *kernel.Capture, p *ir.Program, im *amd64.Image) error {
 	}
 	m := &Mismatch{Name: c.Name, SizeKernel: len(c.Jited), SizeOurs: len(got), Insn: -1}
 	if len(im.Funcs) != len(c.FuncLens) {
-		m.BPF = fmt.Sprintf("%d functions, the kernel has %d", len(im.Funcs), len(c.FuncLens))
+		m.Reason = fmt.Sprintf("%d functions, the kernel has %d", len(im.Funcs), len(c.FuncLens))
 		return m
 	}
 	for k, f := range im.Funcs {

@@ -38,7 +38,8 @@ type Capture struct {
 	// JITInput is Xlated made into what the JIT compiled: map loads become
 	// plain ld_imm64 of the address the jited movabs holds, bpf-to-bpf
 	// calls carry the relative offset in imm (off 0), function-address
-	// loads become plain ld_imm64 of the callee's address, and tail calls
+	// loads (src 4) keep the relative offset and get 0 as their second imm
+	// (the backend loads the callee's exec address), and tail calls
 	// become the kernel-internal opcode (imm 0: indirect; k>0: direct, the
 	// k-th poke descriptor), and PROBE_MEM loads get their mode back
 	// (ProbeMemInsns). Arena accesses stay MEM, as in the dump: the truth is
@@ -362,12 +363,14 @@ func (c *Capture) derive() error {
 			pair := ir.LdImm64(ins.Dst, v)
 			in[i], in[i+1] = pair[0], pair[1]
 		case ins.IsPseudoFunc():
+			// Keep the function reference (it delimits the callee); the
+			// dump's second imm is the callee's index, the JIT's the upper
+			// half of the address, which the backend fills in.
 			fn := int(in[i+1].Imm)
-			if fn < 0 || fn >= len(c.Ksyms) {
+			if fn <= 0 || fn >= len(c.Ksyms) {
 				return &ir.Error{Index: i, Reason: fmt.Sprintf("function address load of function %d, but there are %d", fn, len(c.Ksyms))}
 			}
-			pair := ir.LdImm64(ins.Dst, uint64(c.Ksyms[fn]))
-			in[i], in[i+1] = pair[0], pair[1]
+			in[i+1].Imm = 0
 		case ins.IsPseudoCall():
 			in[i].Imm = int32(ins.Off)
 			in[i].Off = 0

@@ -146,7 +146,11 @@ func TestGoldensConsistent(t *testing.T) {
 				if x.Mode() != ir.ModeMEM || j.Mode() != ir.ModeProbeMem || x.Class() != ir.ClassLDX || x.Op&^0xe0 != j.Op&^0xe0 {
 					t.Errorf("%s: instruction %d: PROBE_MEM %+v became %+v", c.Name, i, x, j)
 				}
-			case x.IsLdImm64() && (x.Src == ir.PseudoMapFD || x.Src == ir.PseudoMapValue || x.Src == ir.PseudoFunc):
+			case x.IsPseudoFunc():
+				if j != x || p.Insns[i+1].Imm != 0 {
+					t.Errorf("%s: instruction %d: function load %+v became %+v", c.Name, i, x, j)
+				}
+			case x.IsLdImm64() && (x.Src == ir.PseudoMapFD || x.Src == ir.PseudoMapValue):
 				if j.Src != 0 || j.Dst != x.Dst || ir.Imm64(j, p.Insns[i+1]) < 0xffff800000000000 {
 					t.Errorf("%s: instruction %d: map/func load became %+v", c.Name, i, j)
 				}

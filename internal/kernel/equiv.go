@@ -101,7 +101,11 @@ func addressBearing(in x86asm.Inst) bool {
 	case (in.Op == x86asm.CALL || in.Op == x86asm.JMP) && in.Len == 5:
 		return true
 	case in.Op == x86asm.MOV && in.Len == 10:
-		return true
+		return true // movabs of a map or arena address
+	case in.Op == x86asm.MOV && in.Len == 7:
+		if _, ok := in.Args[1].(x86asm.Imm); ok {
+			return true // mov r64, simm32 of a function address (0xffffffffc...)
+		}
 	case in.Op == x86asm.OR:
 		if _, ok := in.Args[1].(x86asm.Imm); ok {
 			return true
