@@ -51,8 +51,8 @@ func (f *funcCode) sizingPass(pass0, padding bool) (int32, error) {
 			}
 			off = tgt - oldEnd
 		}
-		diff := oldEnd - start - v.prefix // INSN_SZ_DIFF
-		size := v.prefix
+		diff := oldEnd - start - int32(v.prefix) // INSN_SZ_DIFF
+		size := int32(v.prefix)
 		var fm uint8
 		if v.kind == vCond {
 			if isImm8Jmp(int64(off)) {
@@ -173,8 +173,13 @@ type Layout struct {
 }
 
 // NewLayout runs instruction selection and the layout passes for every
-// function of p. It reads p.Funcs (FindFuncs is called when it is nil,
-// with no stack and no saved registers) and p.UsesArena.
+// function of p. It reads p.Funcs and p.UsesArena. When p.Funcs is nil
+// (the stackdepth and regusage passes did not run) it calls ir.FindFuncs
+// and fills in safe values: the saved registers as the JIT's
+// detect_reg_usage finds them, tail-call reachability for functions that
+// contain a tail call, and the largest stack (MAX_BPF_STACK, 512 bytes),
+// so the code runs correctly but its prologues may differ from the
+// kernel's.
 func NewLayout(p *ir.Program, t Target) (l *Layout, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -190,6 +195,7 @@ func NewLayout(p *ir.Program, t Target) (l *Layout, err error) {
 		if err != nil {
 			return nil, err
 		}
+		defaultFuncInfo(p, funcs)
 	}
 	if err := checkFuncs(p, funcs); err != nil {
 		return nil, err
@@ -214,6 +220,25 @@ func NewLayout(p *ir.Program, t Target) (l *Layout, err error) {
 		l.funcs[k] = f
 	}
 	return l, nil
+}
+
+// defaultFuncInfo fills in Funcs data for a program the passes did not see.
+func defaultFuncInfo(p *ir.Program, funcs []ir.Func) {
+	for k := range funcs {
+		f := &funcs[k]
+		f.StackDepth = 512
+		for i := f.Start; i < f.End; i++ {
+			ins := p.Insns[i]
+			for _, r := range [2]ir.Register{ins.Dst, ins.Src} {
+				if r >= ir.R6 && r <= ir.R9 {
+					f.CalleeSaved = f.CalleeSaved.Add(r)
+				}
+			}
+			if ins.IsTailCall() {
+				f.TailCallReachable = true
+			}
+		}
+	}
 }
 
 func checkFuncs(p *ir.Program, funcs []ir.Func) error {
