@@ -17,7 +17,8 @@ var updateRandom = flag.Bool("update-random", false, "run the generated programs
 
 const (
 	randomGolden   = "testdata/random_runs.json"
-	randomPrograms = 1000
+	randomPrograms     = 1000
+	randomCallPrograms = 300
 )
 
 // randomRun is the live kernel's result for one generated program.
@@ -28,8 +29,26 @@ type randomRun struct {
 	KernelError string `json:"kernel_error,omitempty"`
 }
 
+// Seeds from callSeeds on generate programs with bpf-to-bpf calls.
+const callSeeds = 100_001
+
 func randomOptions(seed uint64) progen.Options {
-	return progen.Options{Insns: 16 + int(seed%97)}
+	return progen.Options{Insns: 16 + int(seed%97), Calls: seed >= callSeeds}
+}
+
+func randomSeeds(short bool) []uint64 {
+	n, c := uint64(randomPrograms), uint64(randomCallPrograms)
+	if short {
+		n, c = 50, 20
+	}
+	var s []uint64
+	for i := uint64(1); i <= n; i++ {
+		s = append(s, i)
+	}
+	for i := uint64(0); i < c; i++ {
+		s = append(s, callSeeds+i)
+	}
+	return s
 }
 
 func randomCtx(seed uint64) []byte {
@@ -61,13 +80,11 @@ func TestRandomProgramsMatchKernel(t *testing.T) {
 	if *updateRandom && !ok {
 		t.Fatalf("-update-random needs the live kernel: %s", reason)
 	}
-	n := randomPrograms
-	if testing.Short() {
-		n = 50
-	}
+	seeds := randomSeeds(testing.Short())
+	n := len(seeds)
 	var fresh []randomRun
 	matched, rejected := 0, 0
-	for seed := uint64(1); seed <= uint64(n); seed++ {
+	for _, seed := range seeds {
 		p := progen.Generate(seed, randomOptions(seed))
 		q, err := Prepare(p, Options{})
 		if err != nil {

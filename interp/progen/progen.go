@@ -34,6 +34,9 @@ type Options struct {
 	NoAtomics bool // leave out atomic operations
 	NoJumps   bool // straight-line code only
 	NoV4      bool // leave out cpu v4 forms (sdiv/smod, movsx, bswap, ldxs*, gotol)
+	// Calls adds two functions that main calls (bpf-to-bpf calls with
+	// their own stack frames; r6..r9 and main's stack must survive them).
+	Calls bool
 }
 
 const slots = 8 // stack slots r10-8 .. r10-64
@@ -42,7 +45,13 @@ type gen struct {
 	r     *rand.Rand
 	opts  Options
 	insns []ir.Instruction
+	calls []callFix
 }
+
+type callFix struct{ at, callee int }
+
+// calleeCount is how many functions a program with Calls has besides main.
+const calleeCount = 2
 
 // Generate returns the program for seed.
 func Generate(seed uint64, opts Options) *ir.Program {
@@ -58,7 +67,7 @@ func Generate(seed uint64, opts Options) *ir.Program {
 	for k := 1; k <= slots; k++ {
 		g.emit(ir.Instruction{Op: stx(ir.SizeDW), Dst: ir.R10, Src: g.reg(), Off: int16(-8 * k)})
 	}
-	g.body(opts.Insns)
+	g.body(opts.Insns, opts.Calls)
 	for r := ir.R0; r <= ir.R8; r++ {
 		g.emit(ir.Instruction{Op: stx(ir.SizeDW), Dst: ir.R9, Src: r, Off: int16(8 * r)})
 	}
@@ -67,6 +76,21 @@ func Generate(seed uint64, opts Options) *ir.Program {
 		g.emit(ir.Instruction{Op: stx(ir.SizeDW), Dst: ir.R9, Src: ir.R1, Off: int16(72 + 8*(k-1))})
 	}
 	g.emit(ir.Instruction{Op: ir.OpExit})
+	// Emit only the callees main calls: an uncalled function would be
+	// unreachable code, which the verifier rejects.
+	starts := map[int]int{}
+	for c := 0; c < calleeCount; c++ {
+		for _, f := range g.calls {
+			if f.callee == c {
+				starts[c] = len(g.insns)
+				g.callee(opts.Insns/2 + 1)
+				break
+			}
+		}
+	}
+	for _, f := range g.calls {
+		g.insns[f.at].Imm = int32(starts[f.callee] - (f.at + 1))
+	}
 	return ir.NewProgram("progen", g.insns)
 }
 
@@ -117,13 +141,15 @@ var jumpOps = []ir.JumpOp{ir.JumpJEQ, ir.JumpJGT, ir.JumpJGE, ir.JumpJSET, ir.Ju
 
 var sizes = []ir.Size{ir.SizeB, ir.SizeH, ir.SizeW, ir.SizeDW}
 
-// body emits n instructions; forward jumps land inside the body or just
+// body emits n steps (one instruction each, or a call block with
+// callees); forward jumps land on a step boundary inside the body or just
 // after it.
-func (g *gen) body(n int) {
-	start := len(g.insns)
-	type fix struct{ at, target int }
+func (g *gen) body(n int, calls bool) {
+	type fix struct{ at, step int }
 	var fixes []fix
+	bounds := make([]int, 0, n+1) // slot where each step starts
 	for i := 0; i < n; i++ {
+		bounds = append(bounds, len(g.insns))
 		k := g.r.IntN(100)
 		switch {
 		case k < 55:
@@ -133,39 +159,60 @@ func (g *gen) body(n int) {
 		case k < 80 && !g.opts.NoAtomics:
 			g.atomic()
 		case k < 95 && !g.opts.NoJumps && i+1 < n:
-			// Jump forward by 1..8 instructions, staying in the body or
-			// landing on the epilogue. Unconditional jumps go to the next
-			// instruction: skipping code would leave it unreachable, which
-			// the verifier rejects.
-			target := start + i + 2 + g.r.IntN(8)
-			if target > start+n {
-				target = start + n
+			// Jump forward by 1..8 steps, staying in the body or landing
+			// on the epilogue. Unconditional jumps go to the next step:
+			// skipping code would leave it unreachable, which the
+			// verifier rejects.
+			step := i + 1 + g.r.IntN(8)
+			if step > n {
+				step = n
 			}
 			at := len(g.insns)
 			g.jump()
 			if op := g.insns[at].Op; op == ir.OpJA || op == ir.OpGotoL {
-				target = at + 1
+				step = i + 1
 			}
-			fixes = append(fixes, fix{at, target})
+			fixes = append(fixes, fix{at, step})
+		case k < 99 && calls:
+			g.call()
 		default:
 			g.alu()
 		}
-		// Keep slot indices equal to instruction indices: pad if the step
-		// emitted nothing (never) or more than one slot (never: no
-		// ld_imm64 in the body).
-		for len(g.insns) < start+i+1 {
-			g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: g.reg()})
-		}
 	}
+	bounds = append(bounds, len(g.insns))
 	for _, f := range fixes {
 		ins := &g.insns[f.at]
-		d := f.target - (f.at + 1)
+		d := bounds[f.step] - (f.at + 1)
 		if ins.Op == ir.OpGotoL {
 			ins.Imm = int32(d)
 		} else {
 			ins.Off = int16(d)
 		}
 	}
+}
+
+// call emits a bpf-to-bpf call of a random callee and re-initializes the
+// argument registers it clobbers (the verifier forbids reading them).
+func (g *gen) call() {
+	g.calls = append(g.calls, callFix{at: len(g.insns), callee: g.r.IntN(calleeCount)})
+	g.emit(ir.Instruction{Op: ir.OpCall, Src: ir.CallLocal})
+	for r := ir.R1; r <= ir.R5; r++ {
+		g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: r, Imm: g.imm()})
+	}
+}
+
+// callee emits one function: it takes r1..r5, initializes the registers
+// and stack slots it uses from them, runs a random body and returns r0.
+func (g *gen) callee(n int) {
+	g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceX), Dst: ir.R0, Src: ir.R1})
+	for r := ir.R6; r <= ir.R8; r++ {
+		g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceX), Dst: r, Src: r - 4})
+	}
+	for k := 1; k <= slots; k++ {
+		g.emit(ir.Instruction{Op: stx(ir.SizeDW), Dst: ir.R10, Src: g.reg(), Off: int16(-8 * k)})
+	}
+	g.body(n, false)
+	g.emit(ir.Instruction{Op: ir.OpExit})
 }
 
 func (g *gen) alu() {

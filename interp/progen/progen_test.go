@@ -7,11 +7,25 @@ import (
 )
 
 func TestGenerateValidAndDeterministic(t *testing.T) {
+	calls, withCallees := 0, 0
 	for seed := uint64(0); seed < 500; seed++ {
-		opts := Options{Insns: 1 + int(seed%100), NoAtomics: seed%7 == 0, NoJumps: seed%11 == 0, NoV4: seed%5 == 0}
+		opts := Options{Insns: 1 + int(seed%100), NoAtomics: seed%7 == 0, NoJumps: seed%11 == 0, NoV4: seed%5 == 0, Calls: seed%3 == 0}
 		p := Generate(seed, opts)
 		if err := ir.Validate(p, ir.DecodeOptions{}); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
+		}
+		funcs, err := ir.FindFuncs(p)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if len(funcs) > 1+calleeCount || (!opts.Calls && len(funcs) != 1) {
+			t.Fatalf("seed %d: %d functions", seed, len(funcs))
+		}
+		if opts.Calls && seed%2 == 0 {
+			calls++
+			if len(funcs) > 1 {
+				withCallees++
+			}
 		}
 		q := Generate(seed, opts)
 		if string(ir.Encode(p)) != string(ir.Encode(q)) {
@@ -31,6 +45,9 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 				t.Fatalf("seed %d: atomic with NoAtomics", seed)
 			}
 		}
+	}
+	if withCallees < calls/2 {
+		t.Fatalf("only %d of %d programs with Calls have callees", withCallees, calls)
 	}
 	if string(ir.Encode(Generate(1, Options{}))) == string(ir.Encode(Generate(2, Options{}))) {
 		t.Fatal("different seeds give the same program")
