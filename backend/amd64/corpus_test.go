@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -28,7 +29,7 @@ var corpusTruth = flag.Bool("corpus-truth", false, "compile the corpus with the 
 // with both disassemblies.
 func TestCorpusKernelIdentical(t *testing.T) {
 	caps := readCorpus(t)
-	same, failed := 0, 0
+	same, failed, lines := 0, 0, 0
 	var truth []string
 	for _, c := range caps {
 		res, err := kcompare.CompareCapture(c, *corpusTruth)
@@ -47,8 +48,54 @@ func TestCorpusKernelIdentical(t *testing.T) {
 		}
 		same++
 		checkImageDecodes(t, c.Name, res.Image)
+		lines += checkLines(t, c, res.Image)
 	}
-	t.Logf("%d/%d corpus programs byte-identical to the kernel (kernel facts used for: %v)", same, len(caps), truth)
+	t.Logf("%d/%d corpus programs byte-identical to the kernel (kernel facts used for: %v); %d BPF->x86 offsets agree with the kernel's line info", same, len(caps), truth, lines)
+}
+
+// checkLines compares the image's instruction offsets with the kernel's
+// jited line info (the first record of a function reports the function's
+// start, so it is skipped).
+func checkLines(t *testing.T, c *kernel.Capture, im *amd64.Image) int {
+	t.Helper()
+	n := 0
+	for _, l := range c.Lines {
+		f := im.Funcs[l.Func]
+		rel := l.Insn - f.Start
+		if rel <= 0 || rel >= len(f.Addrs) {
+			continue
+		}
+		if int(f.Addrs[rel]) != l.Off {
+			t.Errorf("%s: instruction %d starts at %#x, the kernel's line info says %#x", c.Name, l.Insn, f.Addrs[rel], l.Off)
+			return n
+		}
+		n++
+	}
+	return n
+}
+
+// TestCorpusLayoutPasses reports the layout passes of the jump-chain
+// programs, which are byte-identical to the kernel's (so the fixpoint is
+// the kernel's): chains of k jumps need about k+2 passes until padding
+// starts at pass 15.
+func TestCorpusLayoutPasses(t *testing.T) {
+	var report []string
+	for _, c := range readCorpus(t) {
+		if !strings.HasPrefix(c.Name, "layout_chain_") {
+			continue
+		}
+		res, err := kcompare.CompareCapture(c, false)
+		if err != nil || res.Mismatch != nil {
+			t.Errorf("%s: %v %v", c.Name, err, res.Mismatch)
+			continue
+		}
+		report = append(report, fmt.Sprintf("%s=%d", strings.TrimPrefix(c.Name, "layout_chain_"), res.Image.Passes))
+		var k int
+		if _, err := fmt.Sscanf(c.Name, "layout_chain_%d", &k); err == nil && k >= 5 && k <= 13 && res.Image.Passes < k {
+			t.Errorf("%s: %d passes, want at least %d", c.Name, res.Image.Passes, k)
+		}
+	}
+	t.Logf("layout passes by chain length: %s", strings.Join(report, " "))
 }
 
 // TestCorpusArenaInference checks the arena pass's inference on the
@@ -138,9 +185,18 @@ func TestCorpusMismatchReport(t *testing.T) {
 	}
 }
 
+var (
+	corpusOnce sync.Once
+	corpusCaps []*kernel.Capture
+	corpusErr  error
+)
+
+// readCorpus reads the goldens once per test binary (tests do not modify
+// them).
 func readCorpus(t *testing.T) []*kernel.Capture {
 	t.Helper()
-	caps, err := kernel.ReadCaptures(corpusDir)
+	corpusOnce.Do(func() { corpusCaps, corpusErr = kernel.ReadCaptures(corpusDir) })
+	caps, err := corpusCaps, corpusErr
 	if err != nil {
 		t.Fatal(err)
 	}
