@@ -100,23 +100,7 @@ const (
 // (once) when it shows addresses, else the values this machine had when the
 // goldens were captured. The arena bases are per program: set KernVMStart/UserVMStart.
 func Linux618() Target {
-	t := Target{
-		Name:               "linux-6.18",
-		CallBase:           linux618CallBase,
-		BMI2:               true,
-		NopMax:             8,
-		IndirectThunkRCX:   linux618ThunkRCX,
-		ReturnThunk:        linux618ReturnThunk,
-		PseudoFuncAddr:     linux618ModulesAddr,
-		VsyscallAddr:       0xffffffffff600000,
-		TaskSizeMax:        (1 << 47) - 4096,
-		PageSize:           4096,
-		ArrayMaxEntriesOff: 0x4c,
-		ArrayPtrsOff:       0x138,
-		ProgBPFFuncOff:     0x48,
-		MaxTailCallCnt:     33,
-		ThisCPUOff:         linux618ThisCPUOff,
-	}
+	t := linux618Static()
 	kallsymsOnce.Do(func() {
 		if f, err := os.Open("/proc/kallsyms"); err == nil {
 			defer f.Close()
@@ -135,6 +119,27 @@ func Linux618() Target {
 	return t
 }
 
+// linux618Static is Linux618 without the /proc/kallsyms refresh.
+func linux618Static() Target {
+	return Target{
+		Name:               "linux-6.18",
+		CallBase:           linux618CallBase,
+		BMI2:               true,
+		NopMax:             8,
+		IndirectThunkRCX:   linux618ThunkRCX,
+		ReturnThunk:        linux618ReturnThunk,
+		PseudoFuncAddr:     linux618ModulesAddr,
+		VsyscallAddr:       0xffffffffff600000,
+		TaskSizeMax:        (1 << 47) - 4096,
+		PageSize:           4096,
+		ArrayMaxEntriesOff: 0x4c,
+		ArrayPtrsOff:       0x138,
+		ProgBPFFuncOff:     0x48,
+		MaxTailCallCnt:     33,
+		ThisCPUOff:         linux618ThisCPUOff,
+	}
+}
+
 var (
 	kallsymsOnce sync.Once
 	kallsyms     map[string]uint64
@@ -144,7 +149,7 @@ var (
 // code shapes, BMI2 as the CPU reports it, no retpoline (0 thunk), and
 // addresses left for the caller (CallBase, YieldAddr, arena bases).
 func Host() Target {
-	t := Linux618()
+	t := linux618Static()
 	t.Name = "host"
 	t.BMI2 = cpu.X86.HasBMI2
 	t.CallBase = 0
