@@ -3,6 +3,7 @@ package ir
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Program editing, as the kernel's verifier does it (bpf_patch_insn_data,
@@ -142,16 +143,10 @@ func (p *Program) splice(pos, endOld int, repl []Instruction, aux []Aux, fixes [
 	for _, f := range fixes {
 		setDelta(&p.Insns[f.at], f.d)
 	}
-	n := len(p.Insns) + delta
-	insns := make([]Instruction, 0, n)
-	insns = append(insns, p.Insns[:pos]...)
-	insns = append(insns, repl...)
-	insns = append(insns, p.Insns[endOld:]...)
-	auxs := make([]Aux, 0, n)
-	auxs = append(auxs, p.Aux[:pos]...)
-	auxs = append(auxs, aux...)
-	auxs = append(auxs, p.Aux[endOld:]...)
-	p.Insns, p.Aux = insns, auxs
+	// In place when the capacity allows (the kernel's memmove), so that a
+	// run of patches does not allocate a program each.
+	p.Insns = slices.Replace(p.Insns, pos, endOld, repl...)
+	p.Aux = slices.Replace(p.Aux, pos, endOld, aux...)
 	// adjust_subprog_starts: a function that starts at pos keeps the
 	// replacement; later starts and ends move.
 	if delta != 0 {
@@ -347,6 +342,165 @@ func (p *Program) Remove(i, n int) error {
 			}
 		}
 		p.Funcs = funcs
+	}
+	return nil
+}
+
+// Replacement is one edit for PatchAll: the instruction at Index (both slots
+// of a ld_imm64) becomes Insns.
+type Replacement struct {
+	Index int
+	Insns []Instruction
+}
+
+// PatchAll applies many replacements in one pass over the program: the
+// result is exactly that of calling Patch for each of them, from the highest
+// Index to the lowest (so offsets inside each replacement are relative to a
+// program in which the instructions before it are not yet patched and the
+// ones after it are), but the cost is linear in the program instead of
+// linear per patch. Indices must be distinct; order does not matter. The
+// ERANGE check applies to the final distances (one by one, an intermediate
+// distance could overflow where the final one does not). On error the
+// program is unchanged.
+func (p *Program) PatchAll(reps []Replacement) error {
+	if len(reps) == 0 {
+		return nil
+	}
+	n := len(p.Insns)
+	if len(p.Aux) != n {
+		return &Error{Index: -1, Reason: fmt.Sprintf("program has %d aux entries for %d instructions", len(p.Aux), n)}
+	}
+	// Slot kinds in one sweep: which slots are second halves.
+	second := make([]bool, n)
+	for i := 0; i < n; i++ {
+		if p.Insns[i].IsLdImm64() && i+1 < n {
+			second[i+1] = true
+			i++
+		}
+	}
+	repAt := make([]int32, n) // old index -> reps index + 1 (0: not patched)
+	for k, r := range reps {
+		if r.Index < 0 || r.Index >= n {
+			return &Error{Index: r.Index, Reason: fmt.Sprintf("cannot patch: index outside the program of %d instructions", n)}
+		}
+		if second[r.Index] {
+			return errAt(r.Index, "cannot patch the second half of a ld_imm64")
+		}
+		if len(r.Insns) == 0 {
+			return errAt(r.Index, "empty patch (use Remove)")
+		}
+		if repAt[r.Index] != 0 {
+			return errAt(r.Index, "patched twice")
+		}
+		repAt[r.Index] = int32(k + 1)
+	}
+	lookup := func(i int) (int, bool) { return int(repAt[i]) - 1, repAt[i] != 0 }
+	// shift[i]: how far old slot i moves, i.e. the total growth of the
+	// replacements strictly before it. newPos(i) = i + shift[i].
+	shift := make([]int, n+1)
+	total := 0
+	oldLen := make([]int, len(reps))
+	for i := 0; i < n; {
+		shift[i] = total
+		l := 1
+		if i+1 < n && second[i+1] {
+			l = 2
+			shift[i+1] = total
+		}
+		if k, ok := lookup(i); ok {
+			oldLen[k] = l
+			total += len(reps[k].Insns) - l
+		}
+		i += l
+	}
+	shift[n] = total
+	newPos := func(t int64) int64 {
+		switch {
+		case t < 0:
+			return t
+		case t > int64(n):
+			return t + int64(total)
+		}
+		return t + int64(shift[t])
+	}
+	out := make([]Instruction, 0, n+total)
+	aux := make([]Aux, 0, n+total)
+	for i := 0; i < n; {
+		k, ok := lookup(i)
+		if !ok {
+			ins := p.Insns[i]
+			l := 1
+			if i+1 < n && second[i+1] {
+				l = 2
+			}
+			if hasTarget(ins) {
+				t := int64(i) + 1 + ins.JumpDelta()
+				nd := newPos(t) - newPos(int64(i)) - 1
+				if !fieldFits(ins, nd) {
+					return errAt(i, "jump distance %d no longer fits after patching (ERANGE)", nd)
+				}
+				setDelta(&ins, nd)
+			}
+			out = append(out, ins)
+			out = append(out, p.Insns[i+1:i+l]...)
+			aux = append(aux, p.Aux[i:i+l]...)
+			i += l
+			continue
+		}
+		r := reps[k]
+		base := int64(len(out)) // final position of the replacement
+		for j, ins := range r.Insns {
+			if hasTarget(ins) {
+				// Target in the coordinates the replacement was
+				// written in: unpatched before i, final after.
+				at := int64(i + j)
+				t := at + 1 + ins.JumpDelta()
+				var ft int64
+				if t >= int64(i) {
+					ft = t + int64(shift[i])
+				} else {
+					ft = newPos(t)
+				}
+				nd := ft - (base + int64(j)) - 1
+				if !fieldFits(ins, nd) {
+					return errAt(i, "jump distance %d in the patch no longer fits (ERANGE)", nd)
+				}
+				setDelta(&ins, nd)
+			}
+			out = append(out, ins)
+			a := p.Aux[i]
+			if j > 0 {
+				a.OrigIndex = -1
+			}
+			aux = append(aux, a)
+		}
+		if oldLen[k] == 2 && len(r.Insns) >= 2 && r.Insns[0].IsLdImm64() {
+			aux[base+1] = p.Aux[i+1]
+		}
+		i += oldLen[k]
+	}
+	p.Insns, p.Aux = out, aux
+	// adjust_subprog_starts, summed: a function starting at a patched slot
+	// keeps the replacement; starts and ends after a patch move with it.
+	// (A bound inside a patched ld_imm64 moves with that patch too, as
+	// Patch moves every bound greater than the patched index.)
+	funcShift := func(x int) int {
+		sh := shift[x]
+		if x > 0 && x < n && second[x] {
+			if k, ok := lookup(x - 1); ok {
+				sh += len(reps[k].Insns) - oldLen[k]
+			}
+		}
+		return sh
+	}
+	for k := range p.Funcs {
+		f := &p.Funcs[k]
+		if f.Start >= 0 && f.Start <= n {
+			f.Start += funcShift(f.Start)
+		}
+		if f.End >= 0 && f.End <= n {
+			f.End += funcShift(f.End)
+		}
 	}
 	return nil
 }

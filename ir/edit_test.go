@@ -509,3 +509,186 @@ func TestEditRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestPatchAllEqualsPatch checks PatchAll against Patch applied from the
+// highest index to the lowest, on random programs with ld_imm64s, jumps,
+// gotol, calls and function references, and random replacements that
+// contain jumps of their own.
+func TestPatchAllEqualsPatch(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	randJump := func(span int) ir.Instruction {
+		d := rng.Intn(2*span+1) - span
+		switch rng.Intn(4) {
+		case 0:
+			return ir.Instruction{Op: 0x15, Dst: ir.R1, Off: int16(d)}
+		case 1:
+			return ir.Instruction{Op: ir.OpGotoL, Imm: int32(d)}
+		case 2:
+			return ir.Instruction{Op: ir.OpCall, Src: ir.CallLocal, Imm: int32(d)}
+		}
+		return ir.Instruction{Op: ir.OpJA, Off: int16(d)}
+	}
+	compared, patches := 0, 0
+	defer func() { t.Logf("%d programs compared, %d patches", compared, patches) }()
+	for iter := 0; iter < 2000; iter++ {
+		n := 2 + rng.Intn(25)
+		var insns []ir.Instruction
+		for len(insns) < n {
+			switch rng.Intn(5) {
+			case 0:
+				insns = append(insns, randJump(n))
+			case 1:
+				src := ir.PseudoNone
+				if rng.Intn(2) == 0 {
+					src = ir.PseudoFunc
+				}
+				insns = append(insns, ir.Instruction{Op: ir.OpLdImm64, Dst: 2, Src: src, Imm: int32(rng.Intn(2*n) - n)}, ir.Instruction{})
+			default:
+				insns = append(insns, ir.Instruction{Op: 0x07, Imm: int32(len(insns))})
+			}
+		}
+		insns = append(insns, ir.Instruction{Op: ir.OpExit})
+		base := ir.NewProgram("", insns)
+		for i := range base.Aux {
+			base.Aux[i].Line = &ir.SourceLine{Line: uint32(i)}
+		}
+		base.Funcs = []ir.Func{{Start: 0, End: len(insns) / 2}, {Start: len(insns) / 2, End: len(insns)}}
+		var starts []int
+		for i := 0; i < base.Len(); i += base.SlotLen(i) {
+			starts = append(starts, i)
+		}
+		var reps []ir.Replacement
+		for _, s := range starts {
+			if rng.Intn(3) != 0 {
+				continue
+			}
+			var r []ir.Instruction
+			for k := rng.Intn(4); k >= 0; k-- {
+				switch rng.Intn(4) {
+				case 0:
+					r = append(r, randJump(5))
+				case 1:
+					r = append(r, ir.Instruction{Op: ir.OpLdImm64, Dst: 3, Imm: 9}, ir.Instruction{})
+				default:
+					r = append(r, ir.Instruction{Op: 0xb7, Dst: 4, Imm: int32(k)})
+				}
+			}
+			reps = append(reps, ir.Replacement{Index: s, Insns: r})
+		}
+		// Shuffle: PatchAll must not depend on the order.
+		rng.Shuffle(len(reps), func(a, b int) { reps[a], reps[b] = reps[b], reps[a] })
+
+		seq := base.Clone()
+		byIndex := map[int][]ir.Instruction{}
+		for _, r := range reps {
+			byIndex[r.Index] = r.Insns
+		}
+		var seqErr error
+		for k := len(starts) - 1; k >= 0 && seqErr == nil; k-- {
+			if r, ok := byIndex[starts[k]]; ok {
+				seqErr = seq.Patch(starts[k], append([]ir.Instruction(nil), r...))
+			}
+		}
+		all := base.Clone()
+		allErr := all.PatchAll(reps)
+		if (seqErr != nil) != (allErr != nil) {
+			t.Fatalf("iter %d: Patch err %v, PatchAll err %v", iter, seqErr, allErr)
+		}
+		if seqErr != nil {
+			if !sameInsns(all.Insns, base.Insns) {
+				t.Fatalf("iter %d: PatchAll changed the program on error", iter)
+			}
+			continue
+		}
+		compared++
+		patches += len(reps)
+		if !sameInsns(seq.Insns, all.Insns) {
+			t.Fatalf("iter %d: PatchAll differs\nsequential:\n%s\nPatchAll:\n%s", iter, seq, all)
+		}
+		for i := range seq.Aux {
+			if seq.Aux[i].OrigIndex != all.Aux[i].OrigIndex || seq.Aux[i].Line != all.Aux[i].Line {
+				t.Fatalf("iter %d: aux %d differs: %+v vs %+v", iter, i, seq.Aux[i], all.Aux[i])
+			}
+		}
+		for k := range seq.Funcs {
+			if seq.Funcs[k] != all.Funcs[k] {
+				t.Fatalf("iter %d: func %d: %+v vs %+v", iter, k, seq.Funcs[k], all.Funcs[k])
+			}
+		}
+	}
+}
+
+func TestPatchAllErrors(t *testing.T) {
+	p := mustAsm(t, "lddw %r1, 1\nmov %r0, 0\nexit")
+	for _, tc := range []struct {
+		reps []ir.Replacement
+		want string
+	}{
+		{[]ir.Replacement{{Index: 1, Insns: []ir.Instruction{mov0}}}, "instruction 1: cannot patch the second half of a ld_imm64"},
+		{[]ir.Replacement{{Index: 9, Insns: []ir.Instruction{mov0}}}, "instruction 9: cannot patch: index outside"},
+		{[]ir.Replacement{{Index: 2}}, "instruction 2: empty patch"},
+		{[]ir.Replacement{{Index: 2, Insns: []ir.Instruction{mov0}}, {Index: 2, Insns: []ir.Instruction{mov0}}}, "instruction 2: patched twice"},
+	} {
+		q := p.Clone()
+		err := q.PatchAll(tc.reps)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err = %v, want %q", err, tc.want)
+		}
+		if !sameInsns(q.Insns, p.Insns) {
+			t.Error("program changed on error")
+		}
+	}
+}
+
+func benchProgram(n int) *ir.Program {
+	insns := make([]ir.Instruction, n)
+	for i := range insns {
+		if i%10 == 0 && i+20 < n {
+			insns[i] = ir.Instruction{Op: 0x15, Dst: ir.R1, Off: 15}
+		} else {
+			insns[i] = ir.Instruction{Op: 0x3f, Dst: 1, Src: 2} // r1 /= r2
+		}
+	}
+	insns[n-1] = ir.Instruction{Op: ir.OpExit}
+	return ir.NewProgram("", insns)
+}
+
+// guard is a div-by-zero patch like the verifier's.
+var guard = []ir.Instruction{{Op: 0x55, Dst: 2, Off: 2}, {Op: 0xac, Dst: 1, Src: 1}, {Op: ir.OpJA, Off: 1}, {Op: 0x3f, Dst: 1, Src: 2}}
+
+// BenchmarkPatchSequential patches every division of a 10k-instruction
+// program one Patch at a time.
+func BenchmarkPatchSequential(b *testing.B) {
+	base := benchProgram(10000)
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		p := base.Clone()
+		for i := p.Len() - 1; i >= 0; i-- {
+			if p.Insns[i].Op == 0x3f {
+				if err := p.Patch(i, guard); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/insn")
+}
+
+// BenchmarkPatchAll does the same edits with one PatchAll.
+func BenchmarkPatchAll(b *testing.B) {
+	base := benchProgram(10000)
+	var reps []ir.Replacement
+	for i, ins := range base.Insns {
+		if ins.Op == 0x3f {
+			reps = append(reps, ir.Replacement{Index: i, Insns: guard})
+		}
+	}
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		p := base.Clone()
+		if err := p.PatchAll(reps); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/insn")
+}
