@@ -8,6 +8,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/bpfc/bpfc/arena"
 	"github.com/bpfc/bpfc/internal/kernel"
 	"github.com/bpfc/bpfc/interp/progen"
 	"github.com/bpfc/bpfc/ir"
@@ -16,30 +17,42 @@ import (
 var updateRandom = flag.Bool("update-random", false, "run the generated programs in the live kernel and rewrite testdata/random_runs.json")
 
 const (
-	randomGolden   = "testdata/random_runs.json"
-	randomPrograms     = 1000
-	randomCallPrograms = 300
+	randomGolden        = "testdata/random_runs.json"
+	randomPrograms      = 1000
+	randomCallPrograms  = 300
+	randomArenaPrograms = 300
 )
 
 // randomRun is the live kernel's result for one generated program.
 type randomRun struct {
-	Seed        uint64 `json:"seed"`
-	Retval      uint32 `json:"retval"`
-	CtxOut      string `json:"ctx_out"`
-	KernelError string `json:"kernel_error,omitempty"`
+	Seed        uint64            `json:"seed"`
+	Retval      uint32            `json:"retval"`
+	CtxOut      string            `json:"ctx_out"`
+	Arena       map[string]string `json:"arena,omitempty"` // non-zero 64-byte chunks
+	KernelError string            `json:"kernel_error,omitempty"`
 }
 
-// Seeds from callSeeds on generate programs with bpf-to-bpf calls.
-const callSeeds = 100_001
+// Seeds from callSeeds on generate programs with bpf-to-bpf calls, from
+// arenaSeeds on programs using an arena (half of them with calls too).
+const (
+	callSeeds  = 100_001
+	arenaSeeds = 200_001
+	// randomArenaUser is the arena's user_vm_start (map_extra).
+	randomArenaUser = 0x1_0000_0000
+)
 
 func randomOptions(seed uint64) progen.Options {
-	return progen.Options{Insns: 16 + int(seed%97), Calls: seed >= callSeeds}
+	o := progen.Options{Insns: 16 + int(seed%97), Calls: seed >= callSeeds}
+	if seed >= arenaSeeds {
+		o.Arena, o.Calls = true, seed%2 == 0
+	}
+	return o
 }
 
 func randomSeeds(short bool) []uint64 {
-	n, c := uint64(randomPrograms), uint64(randomCallPrograms)
+	n, c, a := uint64(randomPrograms), uint64(randomCallPrograms), uint64(randomArenaPrograms)
 	if short {
-		n, c = 50, 20
+		n, c, a = 50, 20, 20
 	}
 	var s []uint64
 	for i := uint64(1); i <= n; i++ {
@@ -47,6 +60,9 @@ func randomSeeds(short bool) []uint64 {
 	}
 	for i := uint64(0); i < c; i++ {
 		s = append(s, callSeeds+i)
+	}
+	for i := uint64(0); i < a; i++ {
+		s = append(s, arenaSeeds+i)
 	}
 	return s
 }
@@ -85,22 +101,17 @@ func TestRandomProgramsMatchKernel(t *testing.T) {
 	var fresh []randomRun
 	matched, rejected := 0, 0
 	for _, seed := range seeds {
-		p := progen.Generate(seed, randomOptions(seed))
-		q, err := Prepare(p, Options{})
-		if err != nil {
-			t.Fatalf("seed %d: prepare: %v", seed, err)
-		}
-		ctx := randomCtx(seed)
-		res, err := q.Run(RunOptions{Ctx: ctx, Budget: 1_000_000})
+		opts := randomOptions(seed)
+		p := progen.Generate(seed, opts)
+		got, err := runRandomInterp(seed, p, opts)
 		if err != nil {
 			t.Errorf("seed %d: interpreter: %v", seed, err)
 			continue
 		}
-		got := randomRun{Seed: seed, Retval: uint32(res.R0), CtxOut: hex.EncodeToString(ctx)}
 		var want randomRun
 		var have bool
 		if ok {
-			want, err = runRandomInKernel(seed, p)
+			want, err = runRandomInKernel(seed, p, opts)
 			var le *kernel.LoadError
 			if errors.As(err, &le) {
 				want.KernelError = firstLine(le.Error())
@@ -124,6 +135,10 @@ func TestRandomProgramsMatchKernel(t *testing.T) {
 			t.Errorf("seed %d: interpreter r0=%#x ctx=%s, kernel r0=%#x ctx=%s", seed, got.Retval, got.CtxOut, want.Retval, want.CtxOut)
 			continue
 		}
+		if d := diffRuns(arenaRun{Arena: want.Arena}, arenaRun{Arena: got.Arena}); d != "" {
+			t.Errorf("seed %d: arena contents differ:%s", seed, d)
+			continue
+		}
 		matched++
 	}
 	t.Logf("%d/%d generated programs match the kernel (%d rejected by the verifier; live kernel: %v %s)", matched, n, rejected, ok, reason)
@@ -138,9 +153,49 @@ func TestRandomProgramsMatchKernel(t *testing.T) {
 	}
 }
 
-func runRandomInKernel(seed uint64, p *ir.Program) (randomRun, error) {
+func runRandomInterp(seed uint64, p *ir.Program, opts progen.Options) (randomRun, error) {
 	run := randomRun{Seed: seed}
-	l, err := kernel.Load(&kernel.Spec{Name: "progen", Type: kernel.Syscall, Program: p, NoLineInfo: true})
+	o := Options{}
+	var a *arena.Arena
+	if opts.Arena {
+		var err error
+		a, err = arena.New(progen.ArenaMinPages, arena.Options{UserVMStart: randomArenaUser})
+		if err != nil {
+			return run, err
+		}
+		defer a.Close()
+		o.Arena, o.Symbols = a, map[string]uint64{progen.ArenaMap: fakeMapAddr}
+	}
+	q, err := Prepare(p, o)
+	if err != nil {
+		return run, err
+	}
+	ctx := randomCtx(seed)
+	res, err := q.Run(RunOptions{Ctx: ctx, Budget: 1_000_000})
+	if err != nil {
+		return run, err
+	}
+	run.Retval, run.CtxOut = uint32(res.R0), hex.EncodeToString(ctx)
+	if a != nil {
+		run.Arena = arenaChunks(func(off int) []byte { return a.Bytes(a.UserVMStart()+uint64(off), 64) }, int(a.Size()))
+	}
+	return run, nil
+}
+
+func runRandomInKernel(seed uint64, p *ir.Program, opts progen.Options) (randomRun, error) {
+	run := randomRun{Seed: seed}
+	spec := &kernel.Spec{Name: "progen", Type: kernel.Syscall, Program: p, NoLineInfo: true}
+	if opts.Arena {
+		p = p.Clone()
+		for i := range p.Insns {
+			if p.Insns[i].IsLdImm64() && p.Aux[i].Symbol == progen.ArenaMap {
+				p.Insns[i].Src, p.Insns[i].Imm = ir.PseudoMapIdx, 0
+			}
+		}
+		spec.Program = p
+		spec.Maps = []kernel.MapDef{{Type: kernel.MapArena, MaxEntries: progen.ArenaMinPages, Extra: randomArenaUser}}
+	}
+	l, err := kernel.Load(spec)
 	if err != nil {
 		return run, err
 	}
@@ -151,5 +206,8 @@ func runRandomInKernel(seed uint64, p *ir.Program) (randomRun, error) {
 	}
 	run.Retval = res.Retval
 	run.CtxOut = hex.EncodeToString(res.Ctx)
+	if mem := l.ArenaMemory(); mem != nil {
+		run.Arena = arenaChunks(func(off int) []byte { return mem[off : off+64] }, len(mem))
+	}
 	return run, nil
 }

@@ -37,15 +37,32 @@ type Options struct {
 	// Calls adds two functions that main calls (bpf-to-bpf calls with
 	// their own stack frames; r6..r9 and main's stack must survive them).
 	Calls bool
+	// Arena makes main allocate ArenaAllocPages pages of the arena map
+	// named ArenaMap (bpf_arena_alloc_pages, called by name as ir/elf
+	// records kfuncs) and keep a 32-bit arena pointer to them in r7; about
+	// half of main's memory accesses and atomics then go to the arena, at
+	// offsets in allocated pages, in unallocated ones and in the guard
+	// region below the arena (faults: loads read 0, stores are skipped).
+	// The arena must have at least ArenaMinPages pages and its first
+	// pages must be free.
+	Arena bool
 }
+
+const (
+	ArenaMap        = "arena"
+	ArenaAllocPages = 2
+	ArenaMinPages   = 4
+)
 
 const slots = 8 // stack slots r10-8 .. r10-64
 
 type gen struct {
-	r     *rand.Rand
-	opts  Options
-	insns []ir.Instruction
-	calls []callFix
+	r        *rand.Rand
+	opts     Options
+	insns    []ir.Instruction
+	calls    []callFix
+	syms     map[int]ir.Aux // aux data of symbol references
+	inCallee bool
 }
 
 type callFix struct{ at, callee int }
@@ -58,9 +75,24 @@ func Generate(seed uint64, opts Options) *ir.Program {
 	if opts.Insns <= 0 {
 		opts.Insns = 64
 	}
-	g := &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), opts: opts}
+	g := &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), opts: opts, syms: map[int]ir.Aux{}}
 	g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceX), Dst: ir.R9, Src: ir.R1})
+	if opts.Arena {
+		// r7 = (u32)bpf_arena_alloc_pages(&arena, NULL, 2, NUMA_NO_NODE, 0)
+		g.syms[len(g.insns)] = ir.Aux{Symbol: ArenaMap, SymbolKind: ir.SymMap}
+		g.emit(ir.Instruction{Op: ir.OpLdImm64, Dst: ir.R1, Src: ir.PseudoMapFD}, ir.Instruction{})
+		g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: ir.R2},
+			ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: ir.R3, Imm: ArenaAllocPages},
+			ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: ir.R4, Imm: -1},
+			ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: ir.R5})
+		g.syms[len(g.insns)] = ir.Aux{Symbol: "bpf_arena_alloc_pages", SymbolKind: ir.SymKfunc}
+		g.emit(ir.Instruction{Op: ir.OpCall, Src: ir.CallKfunc},
+			ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceX), Dst: ir.R7, Src: ir.R0, Off: ir.OffAddrSpaceCast, Imm: ir.CastToKernel})
+	}
 	for r := ir.R0; r <= ir.R8; r++ {
+		if opts.Arena && r == ir.R7 {
+			continue
+		}
 		s := ir.LdImm64(r, g.value())
 		g.emit(s[0], s[1])
 	}
@@ -68,6 +100,10 @@ func Generate(seed uint64, opts Options) *ir.Program {
 		g.emit(ir.Instruction{Op: stx(ir.SizeDW), Dst: ir.R10, Src: g.reg(), Off: int16(-8 * k)})
 	}
 	g.body(opts.Insns, opts.Calls)
+	if opts.Arena {
+		// The arena pointer goes to ctx as 0: only data is compared.
+		g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: ir.R7})
+	}
 	for r := ir.R0; r <= ir.R8; r++ {
 		g.emit(ir.Instruction{Op: stx(ir.SizeDW), Dst: ir.R9, Src: r, Off: int16(8 * r)})
 	}
@@ -91,7 +127,11 @@ func Generate(seed uint64, opts Options) *ir.Program {
 	for _, f := range g.calls {
 		g.insns[f.at].Imm = int32(starts[f.callee] - (f.at + 1))
 	}
-	return ir.NewProgram("progen", g.insns)
+	p := ir.NewProgram("progen", g.insns)
+	for i, a := range g.syms {
+		p.Aux[i].Symbol, p.Aux[i].SymbolKind = a.Symbol, a.SymbolKind
+	}
+	return p
 }
 
 func (g *gen) emit(ins ...ir.Instruction) { g.insns = append(g.insns, ins...) }
@@ -125,7 +165,35 @@ func (g *gen) imm() int32 {
 	return int32(g.r.Uint32())
 }
 
-func (g *gen) reg() ir.Register { return ir.Register(g.r.IntN(9)) } // r0..r8
+// reg picks r0..r8 (without r7, the arena pointer, in arena programs).
+func (g *gen) reg() ir.Register {
+	if g.opts.Arena {
+		return []ir.Register{ir.R0, ir.R1, ir.R2, ir.R3, ir.R4, ir.R5, ir.R6, ir.R8}[g.r.IntN(8)]
+	}
+	return ir.Register(g.r.IntN(9))
+}
+
+// arenaAccess decides whether a memory access goes to the arena.
+func (g *gen) arenaAccess() bool {
+	return g.opts.Arena && !g.inCallee && g.r.IntN(2) == 0
+}
+
+// arenaOff returns an offset from the arena pointer, aligned for size: in
+// the allocated pages (mostly), in the unallocated page after them, or in
+// the guard region below the arena.
+func (g *gen) arenaOff(size ir.Size) int16 {
+	n := size.Bytes()
+	var lo, span int
+	switch k := g.r.IntN(8); {
+	case k < 6:
+		lo, span = 0, ArenaAllocPages*4096
+	case k < 7:
+		lo, span = ArenaAllocPages*4096, 4096
+	default:
+		lo, span = -4096, 4096
+	}
+	return int16(lo + n*g.r.IntN(span/n))
+}
 
 func alu64(op ir.ALUOp, src ir.Source) uint8 { return uint8(ir.ClassALU64) | uint8(op) | uint8(src) }
 func alu32(op ir.ALUOp, src ir.Source) uint8 { return uint8(ir.ClassALU) | uint8(op) | uint8(src) }
@@ -204,6 +272,8 @@ func (g *gen) call() {
 // callee emits one function: it takes r1..r5, initializes the registers
 // and stack slots it uses from them, runs a random body and returns r0.
 func (g *gen) callee(n int) {
+	g.inCallee = true
+	defer func() { g.inCallee = false }()
 	g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceX), Dst: ir.R0, Src: ir.R1})
 	for r := ir.R6; r <= ir.R8; r++ {
 		g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceX), Dst: r, Src: r - 4})
@@ -286,18 +356,23 @@ func (g *gen) slotOff(size ir.Size) int16 {
 
 func (g *gen) mem() {
 	size := sizes[g.r.IntN(4)]
-	off := g.slotOff(size)
+	base, off := ir.R10, int16(0)
+	if g.arenaAccess() {
+		base, off = ir.R7, g.arenaOff(size)
+	} else {
+		off = g.slotOff(size)
+	}
 	switch g.r.IntN(3) {
 	case 0:
 		mode := ir.ModeMEM
 		if size != ir.SizeDW && !g.opts.NoV4 && g.r.IntN(2) == 0 {
 			mode = ir.ModeMEMSX
 		}
-		g.emit(ir.Instruction{Op: ldx(size, mode), Dst: g.reg(), Src: ir.R10, Off: off})
+		g.emit(ir.Instruction{Op: ldx(size, mode), Dst: g.reg(), Src: base, Off: off})
 	case 1:
-		g.emit(ir.Instruction{Op: stx(size), Dst: ir.R10, Src: g.reg(), Off: off})
+		g.emit(ir.Instruction{Op: stx(size), Dst: base, Src: g.reg(), Off: off})
 	default:
-		g.emit(ir.Instruction{Op: st(size), Dst: ir.R10, Off: off, Imm: g.imm()})
+		g.emit(ir.Instruction{Op: st(size), Dst: base, Off: off, Imm: g.imm()})
 	}
 }
 
@@ -309,6 +384,14 @@ func (g *gen) atomic() {
 	ops := []int32{ir.AtomicAdd, ir.AtomicOr, ir.AtomicAnd, ir.AtomicXor,
 		ir.AtomicAdd | ir.AtomicFetch, ir.AtomicOr | ir.AtomicFetch, ir.AtomicAnd | ir.AtomicFetch,
 		ir.AtomicXor | ir.AtomicFetch, ir.AtomicXchg, ir.AtomicCmpXchg}
+	if g.arenaAccess() {
+		// The x86 JIT has no and/or/xor with fetch on arena memory.
+		ops = []int32{ir.AtomicAdd, ir.AtomicOr, ir.AtomicAnd, ir.AtomicXor,
+			ir.AtomicAdd | ir.AtomicFetch, ir.AtomicXchg, ir.AtomicCmpXchg}
+		g.emit(ir.Instruction{Op: uint8(ir.ClassSTX) | uint8(size) | uint8(ir.ModeATOMIC),
+			Dst: ir.R7, Src: g.reg(), Off: g.arenaOff(size), Imm: ops[g.r.IntN(len(ops))]})
+		return
+	}
 	g.emit(ir.Instruction{Op: uint8(ir.ClassSTX) | uint8(size) | uint8(ir.ModeATOMIC),
 		Dst: ir.R10, Src: g.reg(), Off: g.slotOff(size), Imm: ops[g.r.IntN(len(ops))]})
 }
