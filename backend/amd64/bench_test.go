@@ -2,6 +2,7 @@ package amd64
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/bpfc/bpfc/ir"
@@ -46,6 +47,7 @@ func BenchmarkCompile(b *testing.B) {
 		p := benchProgram(n)
 		raw := ir.Encode(p)
 		funcs := p.Funcs
+		tg := Linux618()
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(raw)))
@@ -55,7 +57,7 @@ func BenchmarkCompile(b *testing.B) {
 					b.Fatal(err)
 				}
 				q.Funcs = funcs
-				if _, err := Compile(q, Linux618(), nil); err != nil {
+				if _, err := Compile(q, tg, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -69,17 +71,19 @@ func BenchmarkCompile(b *testing.B) {
 func BenchmarkBackend(b *testing.B) {
 	for _, n := range benchSizes {
 		p := benchProgram(n)
+		tg := Linux618()
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			b.ReportAllocs()
-			var m0, allocs int64
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
 			for i := 0; i < b.N; i++ {
-				if _, err := Compile(p, Linux618(), nil); err != nil {
+				if _, err := Compile(p, tg, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
-			_ = m0
-			_ = allocs
+			runtime.ReadMemStats(&m1)
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/insn")
+			b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/float64(b.N)/float64(n), "B/insn")
 		})
 	}
 }

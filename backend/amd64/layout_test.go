@@ -281,6 +281,8 @@ func TestErrors(t *testing.T) {
 		{"jump into ld_imm64", []ir.Instruction{ja(1), {Op: ir.OpLdImm64}, {}, exit()}, 0, "middle of ld_imm64"},
 		{"probe mem into r10", []ir.Instruction{{Op: uint8(ir.ClassLDX) | uint8(ir.SizeDW) | uint8(ir.ModeProbeMem32), Dst: 11, Src: 1}, exit()}, 0, "exception-table"},
 		{"cast to kernel", []ir.Instruction{castKern(1), exit()}, 0, "lowered"},
+		{"call into a function", []ir.Instruction{callLocal(0), exit()}, 0, "not the start of a function"},
+		{"call source", []ir.Instruction{{Op: ir.OpCall, Src: 3}, exit()}, 0, "call source"},
 	}
 	for _, c := range cases {
 		p := ir.NewProgram(c.name, c.insns)

@@ -24,7 +24,7 @@ type varInsn struct {
 	kind   varKind
 	cc     byte  // short jcc opcode (vCond)
 	minus2 bool  // JA with offset -1: always `jmp -2`
-	prefix int32 // fixed bytes before the jump opcode
+	prefix uint8 // fixed bytes before the jump opcode (< 128)
 	pre    int32 // fixed bytes of the segment before this instruction
 	tidx   int32 // target instruction index (vCond, vJA)
 	tseg   int32 // segment holding the target
@@ -132,6 +132,14 @@ func buildFunc(p *ir.Program, funcs []ir.Func, k int, t *Target, buf []byte) (*f
 	for r := ir.R6; r <= ir.R9; r++ {
 		f.callee[r-ir.R6] = fn.CalleeSaved.Has(r)
 	}
+	nj := 0
+	for _, ins := range p.Insns[fn.Start:fn.End] {
+		if c := ins.Class(); c == ir.ClassJMP || c == ir.ClassJMP32 {
+			nj++
+		}
+	}
+	f.vars = make([]varInsn, 0, nj)
+	f.relocs = make([]reloc, 0, nj/2+2)
 	s := &selector{p: p, t: t, f: f, fn: funcs}
 	s.e.b = buf[:0]
 	s.prologue()
@@ -308,7 +316,7 @@ func (s *selector) extable(j, at int, clear uint8, arena bool, arenaReg uint8, o
 func (s *selector) addVar(j int, kind varKind, cc byte, target int, minus2 bool) {
 	s.f.vars = append(s.f.vars, varInsn{
 		j: int32(j), kind: kind, cc: cc, minus2: minus2,
-		prefix: int32(len(s.e.b)) - s.f.fixOff[j], tidx: int32(target),
+		prefix: uint8(int32(len(s.e.b)) - s.f.fixOff[j]), tidx: int32(target),
 	})
 }
 
@@ -350,7 +358,7 @@ func (s *selector) insn(j int) (wide bool, err error) {
 		v := ir.Imm64(ins, s.p.Insns[gi+1])
 		if ins.Src == ir.PseudoFunc {
 			k := ir.FuncOf(s.fn, s.p.Target(gi))
-			if k >= len(s.fn) || s.fn[k].Start != s.p.Target(gi) {
+			if s.p.Target(gi) < 0 || k >= len(s.fn) || s.fn[k].Start != s.p.Target(gi) {
 				return false, insnErr(gi, "ld_imm64 of a function: %d is not a function start", s.p.Target(gi))
 			}
 			at := len(s.e.b)
@@ -885,8 +893,7 @@ func (s *selector) jmp(gi, j int, ins ir.Instruction) error {
 		s.addVar(j, vJA, 0, t, off == -1)
 		return nil
 	case op == ir.JumpCall && is64 && !x:
-		s.call(gi, j, ins)
-		return nil
+		return s.call(gi, j, ins)
 	case op == ir.JumpExit && is64 && !x:
 		if !s.seen {
 			s.seen = true
@@ -944,22 +951,30 @@ func (s *selector) jmp(gi, j int, ins ir.Instruction) error {
 //
 //	mov rax, [rbp - 16 - depth] ; 48 8B 85 id (bpf-to-bpf, tail-call reachable)
 //	call target                 ; E8 rel32
-func (s *selector) call(gi, j int, ins ir.Instruction) {
+func (s *selector) call(gi, j int, ins ir.Instruction) error {
 	e := &s.e
 	if ins.Src == ir.CallLocal {
+		t := s.p.Target(gi)
+		k := ir.FuncOf(s.fn, t)
+		if t < 0 || k >= len(s.fn) || s.fn[k].Start != t {
+			return insnErr(gi, "call target %d is not the start of a function", t)
+		}
 		if s.f.tailCall {
 			e.emit3(0x48, 0x8B, 0x85)
 			e.emit32(s.f.tccPtrOff())
 		}
-		k := ir.FuncOf(s.fn, s.p.Target(gi))
 		e.emit1(0xE8)
 		s.reloc(j, rFunc, uint64(k))
 		e.emit32(0)
-		return
+		return nil
+	}
+	if ins.Src != ir.CallHelper && ins.Src != ir.CallKfunc {
+		return insnErr(gi, "invalid call source %d", ins.Src)
 	}
 	e.emit1(0xE8)
 	s.reloc(j, rAbs, s.t.CallBase+uint64(int64(ins.Imm)))
 	e.emit32(0)
+	return nil
 }
 
 // tailCall emits emit_bpf_tail_call_indirect (imm 0) or

@@ -124,15 +124,16 @@ func (l *Layout) Write(k int, rw []byte, exec uint64, funcAddrs []uint64) (fn *F
 	copy(rw, code[:f.prologue])
 	pos = f.prologue
 	fill := func(first, last int32, base int32) { // addrs of a run of fixed instructions
-		for t := first; t <= last; t++ {
-			addrs[t] = base + f.fixOff[t] - f.fixOff[first]
+		d := base - f.fixOff[first]
+		for t, o := range f.fixOff[first : last+1] {
+			addrs[first+int32(t)] = o + d
 		}
 	}
 	for s := range f.vars {
 		v := &f.vars[s]
 		first := f.segFirst(s)
 		fill(first, v.j, segStart)
-		pos += int32(copy(rw[pos:], code[f.fixOff[first]:f.fixOff[v.j]+v.prefix]))
+		pos += int32(copy(rw[pos:], code[f.fixOff[first]:f.fixOff[v.j]+int32(v.prefix)]))
 		end := f.segEnd[s]
 		fm := f.form[s]
 		var target int32
