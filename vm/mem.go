@@ -3,6 +3,7 @@ package vm
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -187,9 +188,13 @@ type stack struct {
 
 func (s *stack) ctx() *execCtx { return (*execCtx)(s.base) }
 
-var stackPool struct {
-	mu   sync.Mutex
-	free []*stack
+// Stacks are cached per P in a sync.Pool; a stack the pool drops is
+// returned to the free list of regions by a cleanup, so no region leaks.
+var stackPool = sync.Pool{}
+
+var stackFree struct {
+	mu    sync.Mutex
+	bases []unsafe.Pointer
 }
 
 func newStackSlab() error {
@@ -200,7 +205,6 @@ func newStackSlab() error {
 	}
 	skip := (stackRegion - uintptr(p)%stackRegion) % stackRegion
 	first := unsafe.Add(p, skip)
-	var stacks []*stack
 	for k := 0; k < stacksPerSlab; k++ {
 		base := unsafe.Add(first, k*stackRegion)
 		if err := mprotect(base, pageSize, unix.PROT_READ|unix.PROT_WRITE); err != nil {
@@ -209,9 +213,8 @@ func newStackSlab() error {
 		if err := mprotect(unsafe.Add(base, 2*pageSize), stackRegion-2*pageSize, unix.PROT_READ|unix.PROT_WRITE); err != nil {
 			return err
 		}
-		stacks = append(stacks, &stack{base: base})
+		stackFree.bases = append(stackFree.bases, base)
 	}
-	stackPool.free = append(stackPool.free, stacks...)
 	return nil
 }
 
@@ -222,21 +225,28 @@ func mprotect(p unsafe.Pointer, n uintptr, prot int) error {
 	return nil
 }
 
+func freeStackRegion(base unsafe.Pointer) {
+	stackFree.mu.Lock()
+	stackFree.bases = append(stackFree.bases, base)
+	stackFree.mu.Unlock()
+}
+
 func getStack() (*stack, error) {
-	stackPool.mu.Lock()
-	defer stackPool.mu.Unlock()
-	if len(stackPool.free) == 0 {
+	if s, ok := stackPool.Get().(*stack); ok {
+		return s, nil
+	}
+	stackFree.mu.Lock()
+	defer stackFree.mu.Unlock()
+	if len(stackFree.bases) == 0 {
 		if err := newStackSlab(); err != nil {
 			return nil, err
 		}
 	}
-	s := stackPool.free[len(stackPool.free)-1]
-	stackPool.free = stackPool.free[:len(stackPool.free)-1]
+	base := stackFree.bases[len(stackFree.bases)-1]
+	stackFree.bases = stackFree.bases[:len(stackFree.bases)-1]
+	s := &stack{base: base}
+	runtime.AddCleanup(s, freeStackRegion, base)
 	return s, nil
 }
 
-func putStack(s *stack) {
-	stackPool.mu.Lock()
-	stackPool.free = append(stackPool.free, s)
-	stackPool.mu.Unlock()
-}
+func putStack(s *stack) { stackPool.Put(s) }

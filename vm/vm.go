@@ -187,8 +187,31 @@ type Program struct {
 	opts   Options
 	image  []*amd64.Func // when compiled by Load
 
-	mu     sync.RWMutex // read-held by runs, write-held by Close
-	closed bool
+	// refs counts runs in progress and open Runners; Close sets closing
+	// and waits for refs to drop to zero before freeing anything.
+	refs    atomic.Int64
+	closing atomic.Bool
+	mu      sync.Mutex
+	cond    *sync.Cond
+	closed  bool
+}
+
+// acquire takes a reference for a run; false once Close has begun.
+func (p *Program) acquire() bool {
+	p.refs.Add(1)
+	if p.closing.Load() {
+		p.release()
+		return false
+	}
+	return true
+}
+
+func (p *Program) release() {
+	if p.refs.Add(-1) == 0 && p.closing.Load() {
+		p.mu.Lock()
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	}
 }
 
 // LoadWriter places size bytes of code written by w and returns the
@@ -240,6 +263,7 @@ func LoadWriter(size int, w Writer, opts *Options) (*Program, error) {
 		return nil, err
 	}
 	p := &Program{name: o.Name, off: off, size: size, entry: uintptr(entry), execLo: exec, opts: o}
+	p.cond = sync.NewCond(&p.mu)
 	if len(fes) > 0 {
 		if err := publishFaults(p, fes); err != nil {
 			m.release(off, size)
@@ -255,12 +279,17 @@ func (p *Program) Name() string { return p.name }
 // Entry returns the address the program starts at.
 func (p *Program) Entry() uint64 { return uint64(p.entry) }
 
-// Close waits for running calls of the program to finish, then removes its
-// exception-table entries and frees its code. Runs after Close fail with
-// ErrClosed. Close must not be called from a helper of the program itself.
+// Close waits for running calls of the program to finish and its Runners
+// to be closed, then removes its exception-table entries and frees its
+// code. Runs after Close has begun fail with ErrClosed. Close must not be
+// called from a helper of the program itself (it would wait for itself).
 func (p *Program) Close() error {
+	p.closing.Store(true)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for p.refs.Load() != 0 {
+		p.cond.Wait()
+	}
 	if p.closed {
 		return nil
 	}
@@ -334,13 +363,10 @@ var escapeSink struct {
 
 // RunConfig runs the program with the given configuration.
 func (p *Program) RunConfig(ctx context.Context, rc *RunConfig) (uint64, error) {
-	if !p.mu.TryRLock() {
+	if !p.acquire() {
 		return 0, ErrClosed
 	}
-	defer p.mu.RUnlock()
-	if p.closed {
-		return 0, ErrClosed
-	}
+	defer p.release()
 	st, err := getStack()
 	if err != nil {
 		return 0, err
@@ -377,7 +403,8 @@ func (p *Program) RunConfig(ctx context.Context, rc *RunConfig) (uint64, error) 
 
 // Runner runs one program repeatedly from one goroutine with a private
 // stack of its own: the cheapest way to call a program many times. A Runner
-// must not be used concurrently; Close it to return its stack.
+// must not be used concurrently. It holds the program open: Close it to
+// return its stack and let Program.Close finish.
 type Runner struct {
 	p  *Program
 	st *stack
@@ -386,18 +413,23 @@ type Runner struct {
 
 // NewRunner returns a Runner for p.
 func (p *Program) NewRunner() (*Runner, error) {
+	if !p.acquire() {
+		return nil, ErrClosed
+	}
 	st, err := getStack()
 	if err != nil {
+		p.release()
 		return nil, err
 	}
 	return &Runner{p: p, st: st}, nil
 }
 
-// Close returns the runner's stack.
+// Close returns the runner's stack and releases the program.
 func (r *Runner) Close() {
 	if r.st != nil {
 		putStack(r.st)
 		r.st = nil
+		r.p.release()
 	}
 }
 
@@ -407,25 +439,14 @@ func (r *Runner) Run(r1, r2 uint64) (uint64, error) {
 	if r.st == nil {
 		return 0, ErrClosed
 	}
-	if !p.mu.TryRLock() {
-		return 0, ErrClosed
-	}
-	if p.closed {
-		p.mu.RUnlock()
-		return 0, ErrClosed
-	}
 	c := r.st.ctx()
 	c.rdi, c.rsi = r1, r2
 	c.budget, c.refill = p.opts.YieldInterval, p.opts.YieldInterval
 	enter(r.st.base, p.entry)
 	if c.exit == exitReturn {
-		r0 := c.rax
-		p.mu.RUnlock()
-		return r0, nil
+		return c.rax, nil
 	}
-	r0, err := p.loop(context.Background(), r.st, &r.rc)
-	p.mu.RUnlock()
-	return r0, err
+	return p.loop(context.Background(), r.st, &r.rc)
 }
 
 // yieldPoint lets the scheduler run: a pending stop-the-world or
