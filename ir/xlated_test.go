@@ -234,6 +234,18 @@ func xlatedPrograms() []struct {
 		out = append(out, entry{"cross", kernel.SocketFilter, nil, p})
 	}
 
+	// Dead code and a never-taken branch: the verifier hard-wires the
+	// branch to "ja +0", removes the dead instructions and then the nop
+	// (verifier_remove_insns); TestRemoveMatchesKernel replays it.
+	{
+		p, err := asm.Assemble(deadSource)
+		if err != nil {
+			panic(err)
+		}
+		p.Name = "dead"
+		out = append(out, entry{"dead", kernel.SocketFilter, nil, p})
+	}
+
 	// Legacy packet loads (the verifier turns them into helper calls).
 	{
 		var b progBuilder
@@ -602,8 +614,8 @@ func boolInt(b bool) int {
 func TestPatchMatchesKernel(t *testing.T) {
 	checked, patched := 0, 0
 	for _, g := range readGoldens(t) {
-		if len(g.Linfo) == 0 {
-			continue
+		if len(g.Linfo) == 0 || g.Name == "dead" {
+			continue // "dead" loses instructions: TestRemoveMatchesKernel
 		}
 		src := hexProgram(t, g.Source)
 		x := hexProgram(t, g.LinfoXlated)
@@ -697,4 +709,82 @@ func TestPatchMatchesKernel(t *testing.T) {
 		}
 	}
 	t.Logf("replayed %d kernel patches; %d slots checked against the kernel", patched, checked)
+}
+
+const deadSource = `
+	mov %r6, %r1
+	ldxw %r2, [%r6+0]
+	mov %r0, 0
+	mov %r3, 0
+	jne %r3, 0, +3
+	ja +3
+	mov %r0, 1
+	exit
+	mov %r0, 99
+	jgt %r2, 10, -4
+	jne %r3, 0, +3
+	jgt %r2, 20, +3
+	mov %r0, 2
+	ja +1
+	mov %r0, 98
+	exit`
+
+// TestRemoveMatchesKernel replays the verifier's dead-code passes on the
+// "dead" capture with Patch and Remove, in the kernel's order
+// (opt_hard_wire_dead_code_branches, opt_remove_dead_code low to high,
+// opt_remove_nops), and compares with the kernel's xlated program.
+func TestRemoveMatchesKernel(t *testing.T) {
+	var g *xlatedGolden
+	for _, x := range readGoldens(t) {
+		if x.Name == "dead" {
+			x := x
+			g = &x
+		}
+	}
+	if g == nil {
+		t.Skip("no dead-code capture")
+	}
+	p := hexProgram(t, g.Source)
+	want := hexProgram(t, g.Xlated)
+	// Instructions 4 and 10 (jne r3, 0) are never taken: hard-wired to
+	// ja +0.
+	for _, i := range []int{4, 10} {
+		if err := p.Patch(i, []ir.Instruction{{Op: ir.OpJA}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Dead: 8 and 14, removed from low to high as the kernel does (14 is
+	// 13 once 8 is gone).
+	for _, i := range []int{8, 13} {
+		if err := p.Remove(i, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// opt_remove_nops: every "ja +0", including the one the removal of 14
+	// made out of the "ja +1" over it.
+	nops := 0
+	for i := 0; i < p.Len(); i++ {
+		if p.Insns[i] == (ir.Instruction{Op: ir.OpJA}) {
+			if err := p.Remove(i, 1); err != nil {
+				t.Fatal(err)
+			}
+			nops++
+			i--
+		}
+	}
+	if nops != 3 {
+		t.Errorf("removed %d nops, want 3", nops)
+	}
+	if p.Len() != want.Len() {
+		t.Fatalf("%d slots, kernel %d\nours:\n%s\nkernel:\n%s", p.Len(), want.Len(), p, want)
+	}
+	for i := range p.Insns {
+		a, b := p.Insns[i], want.Insns[i]
+		if i == 1 { // the ctx load is rewritten in place (skb->len)
+			a.Off = b.Off
+		}
+		if a != b {
+			t.Errorf("slot %d: ours %q, kernel %q", i, p.Format(i), want.Format(i))
+		}
+	}
 }
