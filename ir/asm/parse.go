@@ -569,22 +569,6 @@ func splitNum(s string) (neg bool, digits string, base int, err error) {
 	return neg, t, base, nil
 }
 
-// parseUint reads a non-negative number of at most bits bits.
-func parseUint(s string, bits int) (uint64, error) {
-	neg, d, base, err := splitNum(s)
-	if err != nil {
-		return 0, err
-	}
-	if neg {
-		return 0, fmt.Errorf("bad number %q: negative", s)
-	}
-	v, err := strconv.ParseUint(d, base, bits)
-	if err != nil {
-		return 0, fmt.Errorf("bad number %q", s)
-	}
-	return v, nil
-}
-
 // parseSigned reads a number in the int64 range.
 func parseSigned(s string) (int64, error) {
 	neg, d, base, err := splitNum(s)
