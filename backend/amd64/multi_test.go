@@ -103,6 +103,24 @@ func multiPrograms() []goldenProgram {
 		gps = append(gps, goldenProgram{name: "tailcall_after", note: "a function called after a tail-calling one: the verifier's sticky tail_call_reachable",
 			prog: ir.NewProgram("tailcall_after", insns), maps: []kernel.MapDef{{Type: kernel.MapProgArray, KeySize: 4, ValueSize: 4, MaxEntries: 4}}, typ: kernel.SocketFilter})
 	}
+	// main calls A (tail call), then B, which calls C: B is on the walk's
+	// stack when C ends after the tail call was seen.
+	{
+		var insns []ir.Instruction
+		insns = append(insns, movr(ir.R6, ir.R1), callLocal(0), callLocal(0), mov64(ir.R0, 0), exit())
+		a := len(insns)
+		insns = append(insns, mapLoad(ir.R2, 0)...)
+		insns = append(insns, mov64(ir.R3, 0), call(ir.HelperTailCall), mov64(ir.R0, 0), exit())
+		b := len(insns)
+		insns = append(insns, callLocal(0), a64k(ir.ALUAdd, ir.R0, 1), exit())
+		c := len(insns)
+		insns = append(insns, mov64(ir.R0, 1), st(ir.SizeDW, 10, -8, 1), exit())
+		insns[1].Imm = int32(a - 2)
+		insns[2].Imm = int32(b - 3)
+		insns[b].Imm = int32(c - b - 1)
+		gps = append(gps, goldenProgram{name: "tailcall_chain", note: "tail_call_reachable of a caller on the verifier's walk stack",
+			prog: ir.NewProgram("tailcall_chain", insns), maps: []kernel.MapDef{{Type: kernel.MapProgArray, KeySize: 4, ValueSize: 4, MaxEntries: 4}}, typ: kernel.SocketFilter})
+	}
 	// bpf_get_smp_processor_id, which the verifier inlines with a per-cpu
 	// address move (mov r0, r0; add r0, gs:[this_cpu_off]).
 	gps = append(gps, goldenProgram{name: "percpu", note: "inlined bpf_get_smp_processor_id: per-cpu address move",
