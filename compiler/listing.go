@@ -89,7 +89,9 @@ func Listing(w io.Writer, r *Result) error {
 		if n < 0 {
 			return fmt.Errorf("function %s: no address map", name)
 		}
-		if err := listX86(b, f, 0, int(f.Addrs[0]), "prologue"); err != nil {
+		marks := extableMarks(f)
+		fmt.Fprintf(b, "  ; prologue\n")
+		if err := listX86(b, f, 0, int(f.Addrs[0]), "prologue", marks); err != nil {
 			return fmt.Errorf("function %s: %w", name, err)
 		}
 		for j := 0; j < n; j++ {
@@ -97,7 +99,7 @@ func Listing(w io.Writer, r *Result) error {
 			if i >= p.Len() {
 				break
 			}
-			if l := p.Aux[i].Line; l != nil && l != lastLine {
+			if l := p.Aux[i].Line; l != nil && (lastLine == nil || l.Line != lastLine.Line || l.File != lastLine.File) {
 				fmt.Fprintf(b, "; %s:%d: %s\n", filepath.Base(l.File), l.Line, strings.TrimSpace(l.Text))
 				lastLine = l
 			}
@@ -109,22 +111,54 @@ func Listing(w io.Writer, r *Result) error {
 			if p.Insns[i].IsLdImm64() && j+2 <= n {
 				end = int(f.Addrs[j+2])
 			}
-			if err := listX86(b, f, int(f.Addrs[j]), end, fmt.Sprintf("instruction %d", i)); err != nil {
+			if err := listX86(b, f, int(f.Addrs[j]), end, fmt.Sprintf("instruction %d", i), marks); err != nil {
 				return &ir.Error{Index: i, Reason: err.Error()}
 			}
 		}
-		if err := listX86(b, f, int(f.Addrs[n]), len(f.Code), "epilogue"); err != nil {
+		if int(f.Addrs[n]) < len(f.Code) {
+			fmt.Fprintf(b, "  ; epilogue\n")
+		}
+		if err := listX86(b, f, int(f.Addrs[n]), len(f.Code), "epilogue", marks); err != nil {
 			return fmt.Errorf("function %s: %w", name, err)
 		}
-		for _, e := range f.Extable {
-			fmt.Fprintf(b, "  extable: %+v\n", e)
+		if len(f.Extable) > 0 {
+			fmt.Fprintf(b, "  ; exception table at %#x: %d entries\n", f.ExtableAddr(), len(f.Extable))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func listX86(b *strings.Builder, f amd64.Func, start, end int, what string) error {
+// extableMarks maps function-relative code offsets to a description of
+// the exception-table entry covering the instruction there.
+func extableMarks(f amd64.Func) map[int]string {
+	marks := map[int]string{}
+	t := f.Table()
+	for k, e := range f.Extable {
+		off := int(int64(t.InsnAddr(k)) - int64(f.ExecAddr))
+		what := "keep registers"
+		if e.Clears() {
+			what = "clear " + ptRegsName(e.ClearReg())
+		}
+		kind := "probe_mem"
+		if e.IsArena() {
+			kind = fmt.Sprintf("arena, base %s, off %d", ptRegsName(e.ArenaReg()), e.Off())
+		}
+		marks[off] = fmt.Sprintf("extable #%d (%s): on a fault %s, resume +%d", k, kind, what, e.InsnLen())
+	}
+	return marks
+}
+
+// ptRegsName names the x86 register at a struct pt_regs offset.
+func ptRegsName(off uint8) string {
+	names := map[uint8]string{80: "rax", 112: "rdi", 104: "rsi", 96: "rdx", 88: "rcx", 72: "r8", 40: "rbx", 16: "r13", 8: "r14", 0: "r15", 24: "r12", 32: "rbp", 48: "r11", 56: "r10", 64: "r9"}
+	if n, ok := names[off]; ok {
+		return n
+	}
+	return fmt.Sprintf("pt_regs+%d", off)
+}
+
+func listX86(b *strings.Builder, f amd64.Func, start, end int, what string, marks map[int]string) error {
 	if start < 0 || end > len(f.Code) || start > end {
 		return fmt.Errorf("%s: code range [%d, %d) outside the function's %d bytes", what, start, end, len(f.Code))
 	}
@@ -135,6 +169,9 @@ func listX86(b *strings.Builder, f amd64.Func, start, end int, what string) erro
 		}
 		addr := f.ExecAddr + uint64(pc)
 		text := x86asm.IntelSyntax(inst, addr, nil)
+		if m, ok := marks[pc]; ok {
+			text += "    ; " + m
+		}
 		fmt.Fprintf(b, "    %#06x: %-24s %s\n", pc, hex.EncodeToString(f.Code[pc:pc+inst.Len]), text)
 		pc += inst.Len
 	}
