@@ -26,7 +26,8 @@ const stackSize = MaxCallDepth * StackSize
 func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 	// Registers are indexed by the uint8 register fields directly: a
 	// 256-entry file needs neither masking nor bounds checks.
-	var r [256]uint64
+	r := &m.regs
+	*(*[16]uint64)(r[:16]) = [16]uint64{}
 	// The accessible stack is [sb, sb+slen): the current frame and its
 	// callers' frames, never the free frames below (the verifier's rule).
 	// sp points at sb.
@@ -577,7 +578,7 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 				return m.result(r[0], left), err
 			}
 		case 0xc3, 0xcb, 0xd3, 0xdb, 0xe3, 0xeb, 0xf3, 0xfb: // atomics, PROBE_ATOMIC
-			if err := m.atomic(&r, in, m.prog, pc-1); err != nil {
+			if err := m.atomic(r, in, m.prog, pc-1); err != nil {
 				return m.result(r[0], left), err
 			}
 		case 0x20, 0x28, 0x30, 0x40, 0x48, 0x50: // legacy LD_ABS / LD_IND

@@ -20,6 +20,7 @@ type region struct {
 
 // machine is the per-run state; machines are pooled.
 type machine struct {
+	regs      [256]uint64
 	stack     [stackSize]byte
 	regions   []region
 	frames    [MaxCallDepth]frame
