@@ -10,6 +10,7 @@ import (
 	"github.com/bpfc/bpfc/extable"
 	"github.com/bpfc/bpfc/helpers"
 	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/passes"
 	"github.com/bpfc/bpfc/pipeline"
 )
 
@@ -17,7 +18,7 @@ import (
 type LoadOptions struct {
 	Options
 	// Pipeline runs before the backend; nil uses DefaultPipeline. Load
-	// appends the vm-helpers pass itself.
+	// runs the vm-helpers pass before it.
 	Pipeline *pipeline.Pipeline
 	// Context is the pipeline context (logger, symbols, ...); nil for a
 	// default one. Its arena bases are overwritten from Arena.
@@ -31,35 +32,23 @@ type LoadOptions struct {
 	Xlated bool
 }
 
-// verifierOrder is the order in which passes of pipeline.Default are used
-// by DefaultPipeline when they are registered.
-var verifierOrder = []string{"fixups", "arena", "zext", "stackdepth", "regusage"}
+// DefaultPipeline returns the passes Load runs before the backend (after
+// vm-helpers, which Load puts first): passes.JIT() for an xlated program,
+// else passes.Default with the context treated as plain memory (the vm
+// passes r1 as a pointer to the run's memory).
+func DefaultPipeline(xlated bool) *pipeline.Pipeline {
+	if xlated {
+		return passes.JIT()
+	}
+	return passes.Default(passes.Options{CtxIsMemory: true})
+}
 
-// DefaultPipeline returns the passes Load runs before the backend: the
-// registered verifier passes (fixups, arena, zext, stackdepth, regusage) in
-// the verifier's order, with the vm's fallbacks for what is not registered:
-// vm-fixups (division guards, cmpxchg32 zext) first, vm-frame in place of
-// stackdepth/regusage.
-func DefaultPipeline() *pipeline.Pipeline {
-	pl := pipeline.New()
-	have := map[string]bool{}
-	for _, n := range pipeline.Default.Names() {
-		have[n] = true
-	}
-	if !have["fixups"] || !have["zext"] {
-		pl.Append(FixupsPass{Div: !have["fixups"], CmpXchg: !have["zext"]})
-	}
-	for _, n := range verifierOrder {
-		if have[n] {
-			if ps, err := pipeline.Default.New(n); err == nil {
-				pl.Append(ps)
-			}
-		}
-	}
-	if !have["stackdepth"] || !have["regusage"] {
-		pl.Append(FramePass{})
-	}
-	return pl
+// FallbackPipeline is the vm's own minimal pipeline: vm-fixups (division
+// guards, cmpxchg32 zext) and vm-frame (conservative frame). It runs
+// programs correctly without the passes package's analyses but does not
+// aim at the kernel's exact code.
+func FallbackPipeline() *pipeline.Pipeline {
+	return pipeline.New(FixupsPass{Div: true, CmpXchg: true}, FramePass{})
 }
 
 // hostTarget is amd64.Host() without the /proc/kallsyms read (about 80 ms,
@@ -102,23 +91,23 @@ func Load(p *ir.Program, opts *LoadOptions) (*Program, error) {
 	if len(q.Aux) != len(q.Insns) {
 		q = ir.NewProgram(p.Name, append([]ir.Instruction(nil), p.Insns...))
 	}
-	pl := o.Pipeline
-	if pl == nil {
-		pl = DefaultPipeline()
-	} else {
-		// the caller's pipeline plus ours, without modifying theirs
-		passes, enabled := pl.Passes()
-		cp := pipeline.New()
-		cp.DumpAfter = pl.DumpAfter
-		cp.Dumper = pl.Dumper
-		for i, ps := range passes {
-			cp.Append(ps)
-			cp.SetEnabled(ps.Name(), enabled[i])
-		}
-		pl = cp
+	src := o.Pipeline
+	if src == nil {
+		src = DefaultPipeline(o.Xlated)
 	}
+	// vm-helpers first, then the given passes (the caller's pipeline is
+	// not modified).
 	hp := &HelpersPass{}
-	pl.Append(hp)
+	pl := pipeline.New(hp)
+	pl.DumpAfter = src.DumpAfter
+	pl.Dumper = src.Dumper
+	ps, enabled := src.Passes()
+	for i, x := range ps {
+		pl.Append(x)
+		if !enabled[i] {
+			pl.SetEnabled(x.Name(), false)
+		}
+	}
 	pctx := pipeline.Context{}
 	if o.Context != nil {
 		pctx = *o.Context

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bpfc/bpfc/helpers"
 	"github.com/bpfc/bpfc/ir/asm"
+	"github.com/bpfc/bpfc/pipeline"
 )
 
 const conformanceDir = "/work/shared/conformance"
@@ -29,8 +30,14 @@ func conformanceFiles(t testing.TB) []string {
 }
 
 // TestConformance runs every bpf_conformance file on the JIT in the vm and
-// compares r0 with the file's expected result.
+// compares r0 with the file's expected result, once with the default
+// pipeline (the passes package) and once with the vm's fallback pipeline.
 func TestConformance(t *testing.T) {
+	t.Run("default", func(t *testing.T) { conformance(t, nil) })
+	t.Run("fallback", func(t *testing.T) { conformance(t, FallbackPipeline()) })
+}
+
+func conformance(t *testing.T, pl *pipeline.Pipeline) {
 	files := conformanceFiles(t)
 	pass, fail := 0, 0
 	var failed []string
@@ -53,7 +60,7 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
-			p, err := Load(f.Program, &LoadOptions{Options: Options{Helpers: helpers.Conformance()}})
+			p, err := Load(f.Program, &LoadOptions{Options: Options{Helpers: helpers.Conformance()}, Pipeline: pl})
 			if err != nil {
 				if f.Error != "" {
 					return

@@ -18,12 +18,15 @@ const (
 	codeRegionSize = 256 << 20
 
 	// Layout of the stub area at the start of the code region.
-	slotExitOff   = 0  // absolute address of vmexit
-	stubsOff      = 64 // first stub
+	slotExitOff = 0 // absolute address of vmexit
+	// stubsOff is the first stub. Every stub's call imm (its offset from
+	// CallBase) is at least 4096, above every kernel helper id, so passes
+	// that look at helper ids never mistake a rewritten call for one.
+	stubsOff      = 4096
 	stubSize      = 16
 	maxHelperID   = 1024 // helper ids 0..maxHelperID-1 have a stub
 	numRegStubs   = 11   // callx through r0..r10
-	stubAreaSize  = 64 << 10
+	stubAreaSize  = 64 << 10 // holds stubsOff + numStubs*stubSize
 	codeAllocBase = stubAreaSize
 
 	// Exit codes, as the stubs load them into r11.

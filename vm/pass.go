@@ -21,7 +21,10 @@ import (
 //     the name (Aux.Symbol) and BTF id, which Load resolves in the registry.
 //
 // Bpf-to-bpf calls are left alone: they run natively. Tail calls are an
-// error. Run it last, just before the backend, and only for the vm.
+// error. Load runs it first, before the verifier's passes: every stub imm
+// is above every helper id, so those passes treat the calls as calls of
+// helpers they do not know (and no kernel-only helper rewrite applies: in
+// the vm every helper is a Go function of the registry).
 type HelpersPass struct {
 	// Kfuncs is filled by Run: the kfunc of each slot.
 	Kfuncs []KfuncRef
@@ -84,7 +87,7 @@ func (hp *HelpersPass) Run(p *ir.Program, _ *pipeline.Context) error {
 			if err != nil {
 				return &ir.Error{Index: i, Reason: err.Error()}
 			}
-			*ins = ir.Instruction{Op: ir.OpCall, Src: ir.CallHelper, Imm: imm}
+			ins.Imm = imm // stays a kfunc call: passes may look at its symbol
 		}
 	}
 	return nil

@@ -14,7 +14,6 @@ import (
 	"github.com/bpfc/bpfc/arena"
 	"github.com/bpfc/bpfc/helpers"
 	"github.com/bpfc/bpfc/ir"
-	"github.com/bpfc/bpfc/pipeline"
 )
 
 func ldx(size ir.Size, mode ir.Mode, dst, src ir.Register, off int16) ir.Instruction {
@@ -42,7 +41,7 @@ func arenaProg(t testing.TB, a *arena.Arena) *Program {
 		exitInsn,
 	})
 	p.UsesArena = true
-	prog, err := Load(p, &LoadOptions{Options: Options{Arena: a}, Xlated: true, Pipeline: pipeline.New(FramePass{})})
+	prog, err := Load(p, &LoadOptions{Options: Options{Arena: a}, Xlated: true})
 	if err != nil {
 		t.Fatal(err)
 	}
