@@ -312,7 +312,7 @@ func Compile(in *Input, o Options) (*Result, error) {
 	}
 	pres, err := pl.Run(p, ctx)
 	if err != nil {
-		return nil, &Error{File: in.File, Program: errName, Err: err}
+		return nil, &Error{File: in.File, Program: errName, Err: withSourceLine(err, p)}
 	}
 	res := &Result{Input: in, Prog: p, Passes: pres, Target: t}
 	if o.NoBackend {
@@ -324,7 +324,7 @@ func Compile(in *Input, o Options) (*Result, error) {
 	}
 	im, err := amd64.Compile(p, t, base)
 	if err != nil {
-		return nil, &Error{File: in.File, Program: errName, Err: err}
+		return nil, &Error{File: in.File, Program: errName, Err: withSourceLine(err, p)}
 	}
 	res.Image = im
 	return res, nil
@@ -382,4 +382,32 @@ func KernelSymbols(src, jit *ir.Program, callBase uint64) (map[string]uint64, bo
 		}
 	}
 	return syms, true
+}
+
+// SourceError is an error at an instruction that came from a known C line.
+type SourceError struct {
+	Err  error
+	Line ir.SourceLine
+}
+
+func (e *SourceError) Error() string {
+	return fmt.Sprintf("%v [%s:%d: %s]", e.Err, filepath.Base(e.Line.File), e.Line.Line, strings.TrimSpace(e.Line.Text))
+}
+
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// withSourceLine adds the C source line of the instruction an error names,
+// when the program has line info (the line of the nearest instruction at or
+// before it that has a record, as line info is sparse).
+func withSourceLine(err error, p *ir.Program) error {
+	var ie *ir.Error
+	if !errors.As(err, &ie) || ie.Index < 0 || ie.Index >= p.Len() {
+		return err
+	}
+	for i := ie.Index; i >= 0; i-- {
+		if l := p.Aux[i].Line; l != nil {
+			return &SourceError{Err: err, Line: *l}
+		}
+	}
+	return err
 }

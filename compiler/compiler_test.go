@@ -87,7 +87,7 @@ func TestLoadErrors(t *testing.T) {
 	require.NoError(t, err)
 	_, err = Compile(ins[0], Options{})
 	require.Error(t, err)
-	require.Regexp(t, `^\.\./testdata/elf/maps\.o: count_packets: pass fixups: instruction \d+: `, err.Error())
+	require.Regexp(t, `^\.\./testdata/elf/maps\.o: count_packets: pass fixups: instruction 6: no address for map "counters" \[maps\.c:28: val = bpf_map_lookup_elem\(&counters, &key\);\]$`, err.Error())
 	var ie *ir.Error
 	require.True(t, errors.As(err, &ie))
 }
@@ -186,4 +186,34 @@ func TestArenaSymbol(t *testing.T) {
 	require.Equal(t, uint64(0x100000000+3*4096), syms[elf.ArenaSection])
 	syms = symbolsFor(ins[0], Options{FakeMapAddrs: true}, tgt)
 	require.Equal(t, uint64(FakeMapBase), syms["arena"])
+}
+
+// TestListingLines checks known C line / instruction pairs and the
+// exception-table marks in a listing.
+func TestListingLines(t *testing.T) {
+	ins, err := Load(filepath.Join(elfDir, "arena_globals.o"), LoadOptions{})
+	require.NoError(t, err)
+	tgt := amd64.Linux618()
+	tgt.UserVMStart = 0x100000000
+	tgt.KernVMStart = 0xffffc90000000000
+	r, err := Compile(ins[0], Options{Target: tgt})
+	require.NoError(t, err)
+	var b strings.Builder
+	require.NoError(t, Listing(&b, r))
+	out := b.String()
+	pairs := []struct{ line, insn string }{
+		{"; arena_globals.c:21: counter++;", "    0: (18) r1 = 0x100003040 <.addr_space.1>"},
+		{"; arena_globals.c:22: slots[counter & 15] += 5;", "    6: (18) r1 = 0x100003000 <.addr_space.1>"},
+		{"; arena_globals.c:23: return counter;", "   16: (95) exit"},
+	}
+	for _, pr := range pairs {
+		k := strings.Index(out, pr.line+"\n")
+		require.GreaterOrEqual(t, k, 0, "no line %q in\n%s", pr.line, out)
+		rest := out[k+len(pr.line)+1:]
+		require.True(t, strings.HasPrefix(rest, pr.insn+"\n"), "after %q:\n%s", pr.line, rest[:min(len(rest), 200)])
+	}
+	require.Equal(t, len(r.Image.Funcs[0].Extable), strings.Count(out, "; extable #"))
+	require.Contains(t, out, "mov eax, dword ptr [rdi+r12]    ; extable #0 (arena, base rdi, off 0): on a fault clear rax, resume +5")
+	require.Contains(t, out, "  ; prologue\n")
+	require.Contains(t, out, "; exception table at 0xffffffffa0000060: 4 entries")
 }
