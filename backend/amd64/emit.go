@@ -39,8 +39,6 @@ var isEreg = [16]bool{5: true, 7: true, 8: true, 9: true, 11: true, 12: true, 13
 // isEreg8l: the low byte needs a REX prefix (r8b..r15b, sil, dil, bpl).
 func isEreg8l(r byte) bool { return isEreg[r&15] || r == 1 || r == 2 || r == 10 }
 
-// x86 names for listings and tests.
-var x86Name = [16]string{"rax", "rdi", "rsi", "rdx", "rcx", "r8", "rbx", "r13", "r14", "r15", "rbp", "r10", "r11", "r9", "r12"}
 
 // x86 condition codes of the short jcc forms.
 const (

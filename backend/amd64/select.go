@@ -981,7 +981,6 @@ func (s *selector) call(gi, j int, ins ir.Instruction) error {
 // emit_bpf_tail_call_direct (imm = poke descriptor + 1).
 func (s *selector) tailCall(j int, imm int32) {
 	e, f, t := &s.e, s.f, s.t
-	start := len(e.b)
 	var patches []int // positions of rel8 bytes jumping to the end
 	if imm == 0 {
 		e.emit2(0x89, 0xD2)                         // mov edx, edx
@@ -1034,7 +1033,6 @@ func (s *selector) tailCall(j int, imm int32) {
 		}
 		e.b[p-1] = byte(end - p)
 	}
-	_ = start
 }
 
 // tailPops undoes the frame before a tail call: callee-saved pops, r12,
