@@ -1,7 +1,10 @@
 package corpus
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 
 	"github.com/bpfc/bpfc/internal/kernel"
@@ -39,6 +42,50 @@ func (e *Entry) Spec() (*kernel.Spec, error) {
 		return nil, err
 	}
 	return &kernel.Spec{Name: e.Name, Type: e.Type, Flags: e.Flags, Program: p, Maps: e.Maps}, nil
+}
+
+// Pure reports a program whose results depend only on its context: a
+// syscall program without maps, helper or kfunc calls, may_goto (timed) or
+// random verifier patches. Its test runs are recorded in the golden.
+func (e *Entry) Pure() bool {
+	if e.Type != kernel.Syscall || len(e.Maps) > 0 || e.Random {
+		return false
+	}
+	p, err := e.Program()
+	if err != nil {
+		return false
+	}
+	for _, in := range p.Insns {
+		if (in.IsCall() && !in.IsPseudoCall()) || in.Op == ir.OpMayGoto {
+			return false
+		}
+	}
+	return true
+}
+
+// Inputs returns the contexts a pure program is run with: zeros, all ones,
+// small numbers, and pseudo-random words (fixed seed).
+func (e *Entry) Inputs() [][]byte {
+	n := e.CtxSize
+	zero := make([]byte, n)
+	ones := bytes.Repeat([]byte{0xff}, n)
+	small := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		binary.LittleEndian.PutUint64(small[i:], uint64(i/8+1)*3)
+	}
+	rnd := make([]byte, n)
+	r := rand.New(rand.NewPCG(0xb9f, 0x1234))
+	for i := 0; i+8 <= n; i += 8 {
+		v := r.Uint64()
+		switch i / 8 % 4 {
+		case 1:
+			v = uint64(int64(int32(v))) // sign-extended 32-bit
+		case 2:
+			v &= 0xffffffff
+		}
+		binary.LittleEndian.PutUint64(rnd[i:], v)
+	}
+	return [][]byte{zero, ones, small, rnd}
 }
 
 var registry []Entry

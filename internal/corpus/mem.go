@@ -36,6 +36,7 @@ func memFamily() {
 			Note: "loads from r10 (rbp) at offsets around -128, into every register",
 			Build: func(b *B) {
 				scalarFrame(b, func(b *B) {
+					initStack(b)
 					for _, off := range stackOffsets(s.sz) {
 						if off >= -16 && off < 0 {
 							continue // the frame's spill slots
@@ -141,6 +142,7 @@ func memFamily() {
 				Note: "sign-extending loads from r10",
 				Build: func(b *B) {
 					scalarFrame(b, func(b *B) {
+						initStack(b)
 						for _, off := range stackOffsets(s.sz) {
 							if off >= -16 && off < 0 {
 								continue
@@ -167,4 +169,12 @@ func mapBases(b *B, body func(b *B, base ir.Register)) {
 		b.Emit(Mov64(base, int32(base)))
 	}
 	b.Emit(Mov64(R0, 0)).Exit()
+}
+
+// initStack fills r10-512..r10-17 with the context scalars so that loads
+// from the stack read defined values.
+func initStack(b *B) {
+	for off := -512; off < -16; off += 8 {
+		b.Emit(Stx(DW, R10, allRegs[(off/8+64)%10], int16(off)))
+	}
 }

@@ -79,8 +79,33 @@ type Capture struct {
 	// Pushes lists each function's pushes after the frame, in order
 	// (e.g. "r12 rbx r13"; "rax" entries are the tail-call counter block).
 	Pushes []string `json:"pushes"`
+	// Runs are BPF_PROG_TEST_RUN results of deterministic programs (no
+	// helpers, maps or time): inputs and what the kernel computed, for
+	// differential tests of the interpreter and the in-process JIT.
+	Runs []Run `json:"runs,omitempty"`
 	// VerifiedInsns is how many instructions the verifier processed.
 	VerifiedInsns uint32 `json:"verified_insns,omitempty"`
+}
+
+// Run is one BPF_PROG_TEST_RUN of a captured program.
+type Run struct {
+	Ctx    Hex    `json:"ctx,omitempty"`
+	Data   Hex    `json:"data,omitempty"`
+	CtxOut Hex    `json:"ctx_out,omitempty"`
+	Retval uint32 `json:"retval"`
+}
+
+// RecordRuns runs the loaded program once per input context and appends
+// the results to c.Runs.
+func (c *Capture) RecordRuns(l *Loaded, ctxs [][]byte) error {
+	for _, ctx := range ctxs {
+		res, err := l.TestRun(RunOptions{Ctx: ctx})
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Name, err)
+		}
+		c.Runs = append(c.Runs, Run{Ctx: append(Hex(nil), ctx...), CtxOut: Hex(res.Ctx), Retval: res.Retval})
+	}
+	return nil
 }
 
 // Line is one entry of the BPF->x86 offset map.

@@ -37,6 +37,8 @@ func Equivalent(a, b *Capture) error {
 		return fmt.Errorf("arena instructions %v and %v", a.ArenaInsns, b.ArenaInsns)
 	case !reflect.DeepEqual(a.ProbeMemInsns, b.ProbeMemInsns):
 		return fmt.Errorf("PROBE_MEM instructions %v and %v", a.ProbeMemInsns, b.ProbeMemInsns)
+	case !reflect.DeepEqual(a.Runs, b.Runs):
+		return fmt.Errorf("test runs differ")
 	case !reflect.DeepEqual(a.Lines, b.Lines):
 		return fmt.Errorf("line info differs")
 	case len(a.Xlated) != len(b.Xlated) || len(a.JITInput) != len(b.JITInput):

@@ -125,9 +125,29 @@ func captureEntry(e corpus.Entry) (*kernel.Capture, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := kernel.CaptureSpec(spec, e.Note)
+	c, err := capture(spec, e)
 	if err != nil {
-		c, err = kernel.CaptureSpec(spec, e.Note)
+		c, err = capture(spec, e)
 	}
 	return c, err
+}
+
+// capture loads the program, captures its JIT output and, for a pure
+// program, records its test runs.
+func capture(spec *kernel.Spec, e corpus.Entry) (*kernel.Capture, error) {
+	l, err := kernel.Load(spec)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	c, err := kernel.CaptureLoaded(l, e.Note)
+	if err != nil {
+		return nil, err
+	}
+	if e.Pure() {
+		if err := c.RecordRuns(l, e.Inputs()); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
