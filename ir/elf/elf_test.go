@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bpfc/bpfc/ir"
@@ -498,4 +499,41 @@ func TestArenaCorpus(t *testing.T) {
 		require.GreaterOrEqual(t, loaded, raw, "%s: addr_space_cast lost", path)
 	}
 	require.NotZero(t, tagged, "no function with arg:arena arguments found")
+}
+
+func TestKfuncIDs(t *testing.T) {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		t.Skip("no kernel BTF: ", err)
+	}
+	spec, err := btf.LoadKernelSpec()
+	require.NoError(t, err)
+	o, err := LoadWith(filepath.Join(dir, "calls.o"), Options{KernelBTF: spec})
+	require.NoError(t, err)
+	p := o.Program("caller_two")
+	for _, i := range []int{0, 7} {
+		ins := p.Prog.Insns[i]
+		require.True(t, ins.IsKfuncCall())
+		var fn *btf.Func
+		require.NoError(t, spec.TypeByName(p.Prog.Aux[i].Symbol, &fn))
+		id, err := spec.TypeID(fn)
+		require.NoError(t, err)
+		require.Equal(t, int32(id), ins.Imm, "instruction %d", i)
+		require.NotZero(t, ins.Imm)
+	}
+	// A kfunc the kernel does not have is an error at its instruction.
+	empty, err := btf.LoadSpecFromReader(bytes.NewReader(minimalBTF()))
+	require.NoError(t, err)
+	_, err = LoadWith(filepath.Join(dir, "calls.o"), Options{KernelBTF: empty})
+	require.ErrorContains(t, err, `calls.o: caller_two: instruction 0: kfunc "bpf_rcu_read_lock": `)
+}
+
+// minimalBTF is a BTF blob with no types and an empty string table.
+func minimalBTF() []byte {
+	var b bytes.Buffer
+	hdr := []any{uint16(0xeb9f), uint8(1), uint8(0), uint32(24), uint32(0), uint32(0), uint32(0), uint32(1)}
+	for _, v := range hdr {
+		binary.Write(&b, binary.LittleEndian, v)
+	}
+	b.WriteByte(0)
+	return b.Bytes()
 }
