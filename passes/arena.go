@@ -95,8 +95,8 @@ func (k kind) String() string {
 // its offset from the frame pointer when known.
 type aval struct {
 	k     kind
-	off   int32
 	offOK bool
+	off   int32
 }
 
 var (
@@ -119,9 +119,50 @@ func join(a, b aval) aval {
 
 const stackSlots = 64 // MAX_BPF_STACK / 8
 
+// slotVal is what one 8-byte stack slot of the frame holds.
+type slotVal struct {
+	slot uint8
+	v    aval
+}
+
+// astate is the abstract state at a program point: the registers, and the
+// stack slots that hold something other than a plain scalar (sorted by slot; a
+// slot not listed holds a scalar or nothing, which no access cares about).
+// The slot list is never modified in place, so states can share it.
 type astate struct {
 	r [ir.RAX + 1]aval
-	s [stackSlots]aval
+	s []slotVal
+}
+
+func (st *astate) slot(i int) aval {
+	for _, sv := range st.s {
+		if int(sv.slot) == i {
+			return sv.v
+		}
+	}
+	return uninit
+}
+
+// setSlot stores v in slot i (a copy of the list).
+func (st *astate) setSlot(i int, v aval) {
+	out := make([]slotVal, 0, len(st.s)+1)
+	done := false
+	for _, sv := range st.s {
+		if int(sv.slot) == i {
+			continue
+		}
+		if !done && int(sv.slot) > i {
+			if v.k&^kScalar != 0 {
+				out = append(out, slotVal{uint8(i), v})
+			}
+			done = true
+		}
+		out = append(out, sv)
+	}
+	if !done && v.k&^kScalar != 0 {
+		out = append(out, slotVal{uint8(i), v})
+	}
+	st.s = out
 }
 
 func (s *astate) join(o *astate) bool {
@@ -131,10 +172,31 @@ func (s *astate) join(o *astate) bool {
 			s.r[i], changed = j, true
 		}
 	}
-	for i := range s.s {
-		if j := join(s.s[i], o.s[i]); j != s.s[i] {
-			s.s[i], changed = j, true
+	// Merge the slot lists.
+	var out []slotVal
+	a, b := s.s, o.s
+	differs := false
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || (len(a) > 0 && a[0].slot < b[0].slot):
+			out = append(out, a[0])
+			a = a[1:]
+		case len(a) == 0 || b[0].slot < a[0].slot:
+			out = append(out, b[0])
+			b = b[1:]
+			differs = true
+		default:
+			j := join(a[0].v, b[0].v)
+			if j != a[0].v {
+				differs = true
+			}
+			out = append(out, slotVal{a[0].slot, j})
+			a, b = a[1:], b[1:]
 		}
+	}
+	if differs {
+		s.s = out
+		changed = true
 	}
 	return changed
 }
@@ -311,8 +373,9 @@ type analyzer struct {
 // summary of another function changed.
 func (a *analyzer) function(k int) (bool, error) {
 	p, f := a.p, a.funcs[k]
-	// Block leaders.
-	lead := map[int]bool{f.Start: true}
+	// Block leaders, indexed from the function's start.
+	lead := make([]bool, f.Len()+1)
+	lead[0] = true
 	var buf []int
 	var err error
 	for i := f.Start; i < f.End; i++ {
@@ -327,24 +390,40 @@ func (a *analyzer) function(k int) (bool, error) {
 				return false, err
 			}
 			for _, s := range buf {
-				lead[s] = true
+				if s < f.Start || s >= f.End {
+					return false, &ir.Error{Index: i, Reason: "control flow leaves the function"}
+				}
+				lead[s-f.Start] = true
 			}
 			if i+1 < f.End {
-				lead[i+1] = true
+				lead[i+1-f.Start] = true
 			}
 		}
 	}
-	states := make(map[int]*astate, len(lead))
-	e := a.entry[k]
-	states[f.Start] = &e
+	// The state at each leader, by index into states (-1: not reached yet).
+	at := make([]int32, f.Len())
+	for i := range at {
+		at[i] = -1
+	}
+	nlead := 0
+	for _, l := range lead {
+		if l {
+			nlead++
+		}
+	}
+	states := make([]astate, 0, nlead)
+	states = append(states, a.entry[k])
+	at[0] = 0
+	queued := make([]bool, f.Len())
 	work := []int{f.Start}
-	queued := map[int]bool{f.Start: true}
+	queued[0] = true
 	summary := false
+	var st astate
 	for len(work) > 0 {
 		b := work[len(work)-1]
 		work = work[:len(work)-1]
-		queued[b] = false
-		st := *states[b]
+		queued[b-f.Start] = false
+		st = states[at[b-f.Start]]
 		for i := b; i < f.End; {
 			ins := p.Insns[i]
 			c, err := a.step(k, i, &st)
@@ -361,19 +440,19 @@ func (a *analyzer) function(k int) (bool, error) {
 				if s >= f.End || s < f.Start {
 					return false, &ir.Error{Index: i, Reason: "control flow leaves the function"}
 				}
-				if !lead[s] {
+				r := s - f.Start
+				if !lead[r] {
 					next = s
 					continue
 				}
-				old, ok := states[s]
-				if !ok {
-					cp := st
-					states[s] = &cp
-				} else if !old.join(&st) {
+				if at[r] < 0 {
+					at[r] = int32(len(states))
+					states = append(states, st)
+				} else if !states[at[r]].join(&st) {
 					continue
 				}
-				if !queued[s] {
-					queued[s] = true
+				if !queued[r] {
+					queued[r] = true
 					work = append(work, s)
 				}
 			}
@@ -396,23 +475,18 @@ func slotOf(off int32, size int) (int, bool) {
 	return s, size == 8 && off%8 == 0
 }
 
-// clobber marks the slots an access of size bytes at off may write.
+// clobber marks the slots an access of size bytes at v may write: the
+// slots it overlaps when the offset is known, else none (a pointer spilled
+// in a slot may stay; the verifier would forget it, which only matters
+// for programs it rejects).
 func (st *astate) clobber(v aval, size int) {
-	if !v.offOK {
-		for i := range st.s {
-			if st.s[i].k != 0 {
-				st.s[i] = join(st.s[i], scalar)
-			}
-		}
+	if !v.offOK || len(st.s) == 0 {
 		return
 	}
-	for o := v.off; o < v.off+int32(size); o += 8 {
-		if s, _ := slotOf(o&^7, 8); s >= 0 {
-			st.s[s] = scalar
+	for o := v.off &^ 7; o < v.off+int32(size); o += 8 {
+		if s, _ := slotOf(o, 8); s >= 0 {
+			st.setSlot(s, scalar)
 		}
-	}
-	if s, _ := slotOf((v.off+int32(size)-1)&^7, 8); s >= 0 {
-		st.s[s] = scalar
 	}
 }
 
@@ -489,8 +563,10 @@ func (a *analyzer) step(k, i int, st *astate) (bool, error) {
 		r := scalar
 		if v.k == kStack && v.offOK {
 			off := v.off + int32(ins.Off)
-			if s, whole := slotOf(off, ins.Size().Bytes()); s >= 0 && whole && st.s[s].k != 0 {
-				r = st.s[s]
+			if s, whole := slotOf(off, ins.Size().Bytes()); s >= 0 && whole {
+				if v := st.slot(s); v.k != 0 {
+					r = v
+				}
 			}
 		}
 		st.r[ins.Dst] = r
@@ -504,7 +580,7 @@ func (a *analyzer) step(k, i int, st *astate) (bool, error) {
 				off := v.off + int32(ins.Off)
 				s, whole := slotOf(off, ins.Size().Bytes())
 				if whole && c == ir.ClassSTX && ins.Mode() == ir.ModeMEM {
-					st.s[s] = st.r[ins.Src]
+					st.setSlot(s, st.r[ins.Src])
 				} else {
 					st.clobber(aval{k: kStack, off: off, offOK: true}, ins.Size().Bytes())
 				}

@@ -2,6 +2,7 @@ package passes
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/bpfc/bpfc/ir"
 	"github.com/bpfc/bpfc/pipeline"
@@ -115,8 +116,8 @@ func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 	if _, err := funcsOf(p); err != nil {
 		return err
 	}
-	extra := make([]bool, len(p.Funcs)) // functions given may_goto slots
-	f.mayGotoFuncs = extra
+	f.mayGotoFuncs = make([]bool, len(p.Funcs)) // functions given may_goto slots
+	var edits []edit
 	for i := 0; i < len(p.Insns); i++ {
 		ins := p.Insns[i]
 		a := p.Aux[i]
@@ -131,11 +132,11 @@ func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 		case (ins.Class() == ir.ClassLDX || ins.Class() == ir.ClassST || ins.Class() == ir.ClassSTX) && a.PtrType == ir.PtrCtx && !f.Options.CtxIsMemory:
 			return &ir.Error{Index: i, Reason: "context access: the kernel converts context fields per program type (out of scope; set CtxIsMemory for program types that pass the context through)"}
 		case ins.Op == ir.OpMayGoto:
-			n, err := f.mayGoto(p, i, ctx)
+			ed, err := f.mayGoto(p, i, ctx)
 			if err != nil {
 				return err
 			}
-			i += n - 1
+			edits = append(edits, ed)
 		case ins.IsTailCall():
 			return &ir.Error{Index: i, Reason: "tail call: direct or indirect form depends on the verifier's key tracking (out of scope)"}
 		case ins.IsHelperCall():
@@ -167,14 +168,21 @@ func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 				return err
 			}
 		case (ins.Class() == ir.ClassALU || ins.Class() == ir.ClassALU64) && (ins.ALUOp() == ir.ALUDiv || ins.ALUOp() == ir.ALUMod):
-			n, err := divGuard(p, i)
-			if err != nil {
-				return err
+			if ed, ok := divGuard(p, i); ok {
+				edits = append(edits, ed)
 			}
-			i += n - 1
 		}
 	}
-	return f.mayGotoPrologues(p)
+	edits = f.mayGotoPrologues(p, edits)
+	if err := applyEdits(p, edits); err != nil {
+		return err
+	}
+	for k, added := range f.mayGotoFuncs {
+		if added {
+			p.Funcs[k].StackDepth += 16
+		}
+	}
+	return nil
 }
 
 func setCallImm(p *ir.Program, i int, addr, base uint64) error {
@@ -212,9 +220,9 @@ func (f Fixups) ldImm64(p *ir.Program, i int, ctx *pipeline.Context) error {
 	return nil
 }
 
-// divGuard replaces the division or modulo at i by the kernel's guarded
-// sequence and returns the number of slots it now takes.
-func divGuard(p *ir.Program, i int) (int, error) {
+// divGuard returns the edit that replaces the division or modulo at i by
+// the kernel's guarded sequence, if it needs one.
+func divGuard(p *ir.Program, i int) (edit, bool) {
 	ins := p.Insns[i]
 	is64 := ins.Class() == ir.ClassALU64
 	isDiv := ins.ALUOp() == ir.ALUDiv
@@ -230,7 +238,7 @@ func divGuard(p *ir.Program, i int) (int, error) {
 	orig := -1 // position of the original instruction in the patch
 	if ins.Source() == ir.SourceK {
 		if !signed || ins.Imm != -1 {
-			return 1, nil // constant divisor: nothing can trap (the verifier rejects / 0)
+			return edit{}, false // constant divisor: nothing can trap (the verifier rejects / 0)
 		}
 		if isDiv {
 			// x s/ -1 = -x (INT_MIN stays INT_MIN).
@@ -289,22 +297,20 @@ func divGuard(p *ir.Program, i int) (int, error) {
 		}
 	}
 	a := p.Aux[i]
-	if err := p.Patch(i, patch); err != nil {
-		return 0, err
-	}
+	aux := make([]ir.Aux, len(patch))
 	for k := range patch {
 		if k == orig {
-			p.Aux[i+k] = a
+			aux[k] = a
 		} else {
-			p.Aux[i+k] = ir.Aux{OrigIndex: -1, Line: a.Line}
+			aux[k] = ir.Aux{OrigIndex: -1, Line: a.Line}
 			if k == 0 && orig < 0 {
-				p.Aux[i+k].OrigIndex = a.OrigIndex
+				aux[k].OrigIndex = a.OrigIndex
 			}
 		}
-		_, d := def32(p.Insns[i+k])
-		p.Aux[i+k].ZextDst = d
+		_, d := def32(patch[k])
+		aux[k].ZextDst = d
 	}
-	return len(patch), nil
+	return edit{At: i, Insns: patch, Aux: aux}, true
 }
 
 // MayGotoSymbol is the Symbols key of the kernel's arch_bpf_timed_may_goto.
@@ -313,106 +319,99 @@ const MayGotoSymbol = "arch_bpf_timed_may_goto"
 // maxTimedLoops is BPF_MAX_TIMED_LOOPS, the counter's start value.
 const maxTimedLoops = 0xffff
 
-// mayGoto expands the may_goto at i as do_misc_fixups does on a JIT with
-// timed may_goto, and returns the number of slots it now takes.
-func (f *Fixups) mayGoto(p *ir.Program, i int, ctx *pipeline.Context) (int, error) {
+// mayGoto returns the expansion of the may_goto at i, as do_misc_fixups
+// makes it on a JIT with timed may_goto.
+func (f *Fixups) mayGoto(p *ir.Program, i int, ctx *pipeline.Context) (edit, error) {
 	k := ir.FuncOf(p.Funcs, i)
 	depth := p.Funcs[k].StackDepth
-	if f.mayGotoFuncs[k] {
-		depth -= 16 // the slots were added by an earlier may_goto of this function
-	}
 	base, ok1 := ctx.Symbols[CallBaseSymbol]
 	fn, ok2 := ctx.Symbols[MayGotoSymbol]
 	if !ok1 || !ok2 {
-		return 0, &ir.Error{Index: i, Reason: fmt.Sprintf("may_goto: the expansion calls %s: Symbols needs its address and %s", MayGotoSymbol, CallBaseSymbol)}
+		return edit{}, &ir.Error{Index: i, Reason: fmt.Sprintf("may_goto: the expansion calls %s: Symbols needs its address and %s", MayGotoSymbol, CallBaseSymbol)}
 	}
 	d := int64(fn - base)
 	if d != int64(int32(d)) {
-		return 0, &ir.Error{Index: i, Reason: "may_goto: arch_bpf_timed_may_goto out of reach of __bpf_call_base"}
+		return edit{}, &ir.Error{Index: i, Reason: "may_goto: arch_bpf_timed_may_goto out of reach of __bpf_call_base"}
 	}
 	off := p.Insns[i].Off
-	cntOff := int16(-depth - 16)
-	jeq := off + 5
+	cntOff := -depth - 16
+	if !fitsOff(int64(cntOff)) {
+		return edit{}, &ir.Error{Index: i, Reason: "may_goto: stack offset out of range"}
+	}
+	jeq := int64(off) + 5
 	if off < 0 {
-		jeq = off - 1
+		jeq = int64(off) - 1
+	}
+	if !fitsOff(jeq) {
+		return edit{}, &ir.Error{Index: i, Reason: "may_goto: jump distance out of range after expansion"}
 	}
 	ax := ir.RAX
 	patch := []ir.Instruction{
-		{Op: uint8(ir.ClassLDX) | uint8(ir.SizeDW) | uint8(ir.ModeMEM), Dst: ax, Src: ir.R10, Off: cntOff}, // AX = *(u64 *)(r10 - cnt)
-		{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJEQ), Dst: ax, Off: jeq},                                    // if AX == 0 goto target
-		{Op: uint8(ir.ClassALU64) | uint8(ir.ALUSub), Dst: ax, Imm: 1},                                     // AX -= 1
-		{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJNE), Dst: ax, Off: 2},                                      // if AX != 0 goto store
-		{Op: uint8(ir.ClassALU64) | uint8(ir.ALUMov), Dst: ax, Imm: int32(cntOff)},                         // AX = cnt offset
-		{Op: ir.OpCall, Imm: int32(d)},                                                                     // call arch_bpf_timed_may_goto
-		{Op: uint8(ir.ClassSTX) | uint8(ir.SizeDW) | uint8(ir.ModeMEM), Dst: ir.R10, Src: ax, Off: cntOff}, // *(u64 *)(r10 - cnt) = AX
-	}
-	if !fitsOff(int64(jeq)) {
-		return 0, &ir.Error{Index: i, Reason: "may_goto: jump distance out of range after expansion"}
+		{Op: uint8(ir.ClassLDX) | uint8(ir.SizeDW) | uint8(ir.ModeMEM), Dst: ax, Src: ir.R10, Off: int16(cntOff)}, // AX = *(u64 *)(r10 - cnt)
+		{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJEQ), Dst: ax, Off: int16(jeq)},                                    // if AX == 0 goto target
+		{Op: uint8(ir.ClassALU64) | uint8(ir.ALUSub), Dst: ax, Imm: 1},                                            // AX -= 1
+		{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJNE), Dst: ax, Off: 2},                                             // if AX != 0 goto store
+		{Op: uint8(ir.ClassALU64) | uint8(ir.ALUMov), Dst: ax, Imm: cntOff},                                       // AX = cnt offset
+		{Op: ir.OpCall, Imm: int32(d)},                                                                            // call arch_bpf_timed_may_goto
+		{Op: uint8(ir.ClassSTX) | uint8(ir.SizeDW) | uint8(ir.ModeMEM), Dst: ir.R10, Src: ax, Off: int16(cntOff)}, // *(u64 *)(r10 - cnt) = AX
 	}
 	a := p.Aux[i]
-	if err := p.Patch(i, patch); err != nil {
-		return 0, err
+	aux := make([]ir.Aux, len(patch))
+	for j := range aux {
+		aux[j] = ir.Aux{OrigIndex: -1, Line: a.Line}
 	}
-	for j := range patch {
-		p.Aux[i+j] = ir.Aux{OrigIndex: -1, Line: a.Line, PtrType: ir.PtrStack}
-	}
-	p.Aux[i].OrigIndex = a.OrigIndex
-	p.Aux[i+1].PtrType, p.Aux[i+2].PtrType, p.Aux[i+3].PtrType, p.Aux[i+4].PtrType, p.Aux[i+5].PtrType = 0, 0, 0, 0, 0
-	if !f.mayGotoFuncs[k] {
-		f.mayGotoFuncs[k] = true
-		p.Funcs[k].StackDepth += 16
-	}
-	return len(patch), nil
+	aux[0].OrigIndex = a.OrigIndex
+	aux[0].PtrType, aux[6].PtrType = ir.PtrStack, ir.PtrStack
+	f.mayGotoFuncs[k] = true
+	return edit{At: i, Insns: patch, Aux: aux, Targets: map[int]int{1: p.Target(i)}}, nil
 }
 
 func fitsOff(v int64) bool { return v == int64(int16(v)) }
 
-// mayGotoPrologues initialises the may_goto counter at the start of every
-// function that got one: *(u64 *)(r10 - depth) = BPF_MAX_TIMED_LOOPS and
-// the timestamp slot above it = 0. Jumps to the function's first
-// instruction are moved past the initialisation (adjust_jmp_off); calls
-// still reach it.
-func (f *Fixups) mayGotoPrologues(p *ir.Program) error {
+// mayGotoPrologues adds, for every function that got may_goto slots, the
+// counter's initialisation before its first instruction:
+// *(u64 *)(r10 - depth) = BPF_MAX_TIMED_LOOPS and the timestamp slot above
+// it = 0, depth being the function's stack depth with the 16 bytes added.
+// Jumps to the function's first instruction land after the
+// initialisation (the kernel's adjust_jmp_off); calls still reach it. The
+// edits are merged into the sorted list.
+func (f *Fixups) mayGotoPrologues(p *ir.Program, edits []edit) []edit {
 	for k := range p.Funcs {
-		if k >= len(f.mayGotoFuncs) || !f.mayGotoFuncs[k] {
+		if !f.mayGotoFuncs[k] {
 			continue
 		}
 		start := p.Funcs[k].Start
-		depth := p.Funcs[k].StackDepth
+		depth := p.Funcs[k].StackDepth + 16
 		st := func(off int32, v int32) ir.Instruction {
 			return ir.Instruction{Op: uint8(ir.ClassST) | uint8(ir.SizeDW) | uint8(ir.ModeMEM), Dst: ir.R10, Off: int16(off), Imm: v}
 		}
-		first := p.Insns[start : start+p.SlotLen(start)]
-		patch := append([]ir.Instruction{st(-depth, maxTimedLoops), st(-depth+8, 0)}, first...)
-		a := p.Aux[start]
-		if err := p.Patch(start, patch); err != nil {
-			return err
-		}
-		p.Aux[start] = ir.Aux{OrigIndex: -1, PtrType: ir.PtrStack}
-		p.Aux[start+1] = ir.Aux{OrigIndex: -1, PtrType: ir.PtrStack}
-		p.Aux[start+2] = a
-		// Jumps that reached the old first instruction now reach the
-		// initialisation; move them back onto it.
-		for i := 0; i < len(p.Insns); i++ {
-			ins := p.Insns[i]
-			if ins.IsLdImm64() {
-				i++
-				continue
+		init := []ir.Instruction{st(-depth, maxTimedLoops), st(-depth+8, 0)}
+		initAux := []ir.Aux{{OrigIndex: -1, PtrType: ir.PtrStack}, {OrigIndex: -1, PtrType: ir.PtrStack}}
+		j := sort.Search(len(edits), func(j int) bool { return edits[j].At >= start })
+		if j < len(edits) && edits[j].At == start {
+			ed := &edits[j]
+			ed.Insns = append(init, ed.Insns...)
+			ed.Aux = append(initAux, ed.Aux...)
+			ed.JumpSkip += 2
+			if ed.HasOrig {
+				ed.OrigPos += 2
 			}
-			if !ins.IsJumpWithOffset() || i == start || i == start+1 {
-				continue
-			}
-			if p.Target(i) == start {
-				if ins.Op == ir.OpGotoL {
-					p.Insns[i].Imm += 2
-				} else {
-					if !fitsOff(int64(ins.Off) + 2) {
-						return &ir.Error{Index: i, Reason: "jump distance out of range after may_goto initialisation"}
-					}
-					p.Insns[i].Off += 2
+			if ed.Targets != nil {
+				moved := make(map[int]int, len(ed.Targets))
+				for pos, t := range ed.Targets {
+					moved[pos+2] = t
 				}
+				ed.Targets = moved
 			}
+			continue
 		}
+		w := p.SlotLen(start)
+		ed := edit{At: start, JumpSkip: 2, HasOrig: true, OrigPos: 2,
+			Insns: append(init, p.Insns[start:start+w]...),
+			Aux:   append(initAux, p.Aux[start:start+w]...)}
+		edits = append(edits, edit{})
+		copy(edits[j+1:], edits[j:])
+		edits[j] = ed
 	}
-	return nil
+	return edits
 }

@@ -72,3 +72,134 @@ var (
 	callerSaved  = regs(ir.R0, ir.R1, ir.R2, ir.R3, ir.R4, ir.R5)
 	tailCallArgs = regs(ir.R1, ir.R2, ir.R3)
 )
+
+// edit replaces the instruction at At (both slots of a ld_imm64) by Insns
+// with the given Aux entries. Jumps elsewhere that targeted At reach
+// Insns[JumpSkip] (0: the first replacement instruction, as the kernel's
+// bpf_patch_insn_data leaves them; calls and function references always
+// reach Insns[0]). Offsets inside Insns are relative to their own new
+// positions and are not adjusted.
+type edit struct {
+	At       int
+	Insns    []ir.Instruction
+	Aux      []ir.Aux
+	JumpSkip int
+	// HasOrig: Insns[OrigPos] is the original instruction moved as it
+	// was; if it jumps, its distance is recomputed from its new place.
+	HasOrig bool
+	OrigPos int
+	// Targets maps positions in Insns of jumps that leave the edit to
+	// the old index of the instruction they reach.
+	Targets map[int]int
+}
+
+// applyEdits applies edits (sorted by At, at most one per instruction) in
+// one pass over the program, keeping every jump, bpf-to-bpf call and
+// function reference on its target and Funcs on their functions. It is
+// linear in the program size however many edits there are (the kernel's
+// patching is quadratic). A distance that no longer fits its field is an
+// error naming the instruction; the program is then unchanged.
+func applyEdits(p *ir.Program, edits []edit) error {
+	if len(edits) == 0 {
+		return nil
+	}
+	n := len(p.Insns)
+	newStart := make([]int, n+1)
+	skip := make(map[int]int)
+	pos, e := 0, 0
+	for i := 0; i < n; i++ {
+		newStart[i] = pos
+		w := p.SlotLen(i)
+		if e < len(edits) && edits[e].At == i {
+			if len(edits[e].Insns) != len(edits[e].Aux) {
+				return &ir.Error{Index: i, Reason: "internal: edit with mismatched aux"}
+			}
+			if edits[e].JumpSkip != 0 {
+				skip[i] = edits[e].JumpSkip
+			}
+			pos += len(edits[e].Insns)
+			e++
+		} else {
+			pos += w
+		}
+		if w == 2 {
+			i++
+			newStart[i] = newStart[i-1] + 1
+		}
+	}
+	if e != len(edits) {
+		return &ir.Error{Index: edits[e].At, Reason: "internal: edit out of order or inside a ld_imm64"}
+	}
+	newStart[n] = pos
+	var retargetTo func(i int, ins *ir.Instruction, at, t int) error
+	out := make([]ir.Instruction, 0, pos)
+	aux := make([]ir.Aux, 0, pos)
+	e = 0
+	retarget := func(i int, ins *ir.Instruction, at int) error {
+		if !(ins.IsJumpWithOffset() || ins.IsPseudoCall() || ins.IsPseudoFunc()) {
+			return nil
+		}
+		return retargetTo(i, ins, at, p.Target(i))
+	}
+	retargetTo = func(i int, ins *ir.Instruction, at, t int) error {
+		if t < 0 || t >= n {
+			return &ir.Error{Index: i, Reason: fmt.Sprintf("target %d outside the program", t)}
+		}
+		nt := newStart[t]
+		if ins.IsJumpWithOffset() {
+			nt += skip[t]
+		}
+		d := int64(nt - (at + 1))
+		if ins.UsesImmDelta() {
+			if d != int64(int32(d)) {
+				return &ir.Error{Index: i, Reason: "distance no longer fits after the rewrite (ERANGE)"}
+			}
+			ins.Imm = int32(d)
+		} else {
+			if d != int64(int16(d)) {
+				return &ir.Error{Index: i, Reason: "jump distance no longer fits after the rewrite (ERANGE)"}
+			}
+			ins.Off = int16(d)
+		}
+		return nil
+	}
+	for i := 0; i < n; {
+		w := p.SlotLen(i)
+		if e < len(edits) && edits[e].At == i {
+			ed := edits[e]
+			base := len(out)
+			out = append(out, ed.Insns...)
+			aux = append(aux, ed.Aux...)
+			if ed.HasOrig {
+				if err := retarget(i, &out[base+ed.OrigPos], newStart[i]+ed.OrigPos); err != nil {
+					return err
+				}
+			}
+			for pos, t := range ed.Targets {
+				if err := retargetTo(i, &out[base+pos], newStart[i]+pos, t); err != nil {
+					return err
+				}
+			}
+			e++
+			i += w
+			continue
+		}
+		ins := p.Insns[i]
+		if err := retarget(i, &ins, newStart[i]); err != nil {
+			return err
+		}
+		out = append(out, ins)
+		aux = append(aux, p.Aux[i])
+		if w == 2 {
+			out = append(out, p.Insns[i+1])
+			aux = append(aux, p.Aux[i+1])
+		}
+		i += w
+	}
+	for k := range p.Funcs {
+		f := &p.Funcs[k]
+		f.Start, f.End = newStart[f.Start], newStart[f.End]
+	}
+	p.Insns, p.Aux = out, aux
+	return nil
+}

@@ -98,17 +98,16 @@ func (Zext) Run(p *ir.Program, ctx *pipeline.Context) error {
 			at = append(at, i)
 		}
 	}
-	for k := len(at) - 1; k >= 0; k-- {
-		i := at[k]
+	edits := make([]edit, len(at))
+	for k, i := range at {
 		r, _ := def32(p.Insns[i])
-		z := zextReg(r)
-		if err := p.Patch(i, []ir.Instruction{p.Insns[i], z}); err != nil {
-			return err
-		}
-		p.Aux[i+1].ZextDst = true
-		p.Aux[i+1].PtrType = ir.PtrUnknown
+		za := ir.Aux{OrigIndex: -1, ZextDst: true, Line: p.Aux[i].Line}
+		edits[k] = edit{At: i, Insns: []ir.Instruction{p.Insns[i], zextReg(r)}, Aux: []ir.Aux{p.Aux[i], za}}
 	}
-	return nil
+	if _, err := funcsOf(p); err != nil {
+		return err
+	}
+	return applyEdits(p, edits)
 }
 
 // zextReg is BPF_ZEXT_REG(r): ALU MOV X, dst = src = r, imm 1.
