@@ -51,6 +51,9 @@ type Context struct {
 	Mem   Memory       // the run's memory (never nil while a helper runs)
 	Arena *arena.Arena // the program's arena, nil without one
 	Trace io.Writer    // bpf_trace_printk output; nil discards it
+	// Maps are the maps the map helpers reach, by the address a ld_imm64
+	// of the map loads (Map.Addr; MapSet builds it).
+	Maps map[uint64]*Map
 	// Rand is the state of bpf_get_prandom_u32 (xorshift); a run may seed it.
 	Rand uint64
 	// Clock returns bpf_ktime_get_ns; nil means the monotonic clock.

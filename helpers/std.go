@@ -22,9 +22,11 @@ const (
 
 var start = time.Now()
 
-// Kernel returns a registry with bpf_ktime_get_ns, bpf_trace_printk,
-// bpf_get_prandom_u32, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns and
-// the arena kfuncs. bpf_tail_call (12) is not a function: executors handle
+// Kernel returns a registry with bpf_map_lookup_elem/update_elem/
+// delete_elem (array and hash maps, see Map), bpf_ktime_get_ns,
+// bpf_trace_printk, bpf_get_prandom_u32, bpf_get_smp_processor_id,
+// bpf_ktime_get_boot_ns, the arena kfuncs and bpf_rcu_read_lock/unlock
+// (no-ops). bpf_tail_call (12) is not a function: executors handle
 // it themselves.
 func Kernel() *Registry {
 	r := NewRegistry()
@@ -33,6 +35,12 @@ func Kernel() *Registry {
 	r.Register(IDGetPrandomU32, "bpf_get_prandom_u32", GetPrandomU32)
 	r.Register(IDGetSmpProcessorID, "bpf_get_smp_processor_id", func(*Context, uint64, uint64, uint64, uint64, uint64) uint64 { return 0 })
 	r.Register(IDKtimeGetBootNs, "bpf_ktime_get_boot_ns", KtimeGetNs)
+	r.Register(IDMapLookupElem, "bpf_map_lookup_elem", MapLookupElem)
+	r.Register(IDMapUpdateElem, "bpf_map_update_elem", MapUpdateElem)
+	r.Register(IDMapDeleteElem, "bpf_map_delete_elem", MapDeleteElem)
+	nop := func(*Context, uint64, uint64, uint64, uint64, uint64) uint64 { return 0 }
+	r.RegisterKfunc("bpf_rcu_read_lock", 0, nop)
+	r.RegisterKfunc("bpf_rcu_read_unlock", 0, nop)
 	addArena(r)
 	return r
 }

@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sort"
 	"sync"
 
 	"github.com/bpfc/bpfc/arena"
@@ -98,6 +99,10 @@ type Options struct {
 	// MapFDs resolves pseudo forms without a symbol by their imm (fd or
 	// fd_array index).
 	MapFDs map[int32]uint64
+	// Maps are the program's maps by name (see ObjectMaps): a ld_imm64 of
+	// a map loads its Addr, of a map value its ValueAddr(0) + offset; the
+	// map helpers find them, and their values are accessible memory.
+	Maps map[string]*helpers.Map
 	// TailCalls is the prog array used by bpf_tail_call (index in r3).
 	TailCalls []*Program
 }
@@ -111,7 +116,9 @@ type Program struct {
 	fnNames  []string
 	opts     Options
 	layout   arena.Layout
-	arenaOps bool // program uses arena pointers without PROBE_MEM32 conversion
+	arenaOps bool // plain accesses in the 32-bit arena window are arena accesses
+	maps     []*helpers.Map
+	mapSet   map[uint64]*helpers.Map
 }
 
 // Name returns the program's name.
@@ -208,6 +215,15 @@ func Prepare(p *ir.Program, opts Options) (*Program, error) {
 		opts.Helpers = helpers.Kernel()
 	}
 	q := &Program{name: p.Name, src: p, opts: opts}
+	names := make([]string, 0, len(opts.Maps))
+	for name := range opts.Maps {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		q.maps = append(q.maps, opts.Maps[name])
+	}
+	q.mapSet = helpers.MapSet(q.maps...)
 	if opts.Arena != nil {
 		q.layout = opts.Arena.Layout()
 	}
@@ -325,6 +341,15 @@ func (q *Program) resolveImm64(p *ir.Program, i int, opts Options) (uint64, erro
 		if aux.Symbol != "" {
 			if base, ok := opts.Symbols[aux.Symbol]; ok {
 				return base + off, nil
+			}
+			if m, ok := opts.Maps[aux.Symbol]; ok {
+				if first.Src == ir.PseudoMapValue || first.Src == ir.PseudoMapIdxValue {
+					if off >= uint64(m.ValueSize) {
+						return 0, fmt.Errorf("ld_imm64 of %s+%d: offset past the %d-byte value", aux.Symbol, off, m.ValueSize)
+					}
+					return m.ValueAddr(0) + off, nil
+				}
+				return m.Addr(), nil
 			}
 			if aux.SymbolKind == ir.SymArena && opts.Arena != nil {
 				return opts.Arena.UserVMStart() + off, nil

@@ -53,6 +53,9 @@ func (m *machine) setup(p *Program, ro *RunOptions) {
 	for _, rg := range ro.Regions {
 		m.addRegion(rg.Name, rg.Data, rg.ReadOnly)
 	}
+	for _, mp := range p.maps {
+		m.addRegion(mp.Name, mp.Values(), mp.ReadOnly)
+	}
 	m.arena = p.opts.Arena
 	m.layout = p.layout
 	m.arenaOps = p.arenaOps
@@ -61,7 +64,7 @@ func (m *machine) setup(p *Program, ro *RunOptions) {
 		m.packet = ro.Mem
 	}
 	m.tailCalls = 0
-	m.hctx = helpers.Context{Mem: m, Arena: p.opts.Arena, Trace: ro.Trace, Rand: ro.Rand}
+	m.hctx = helpers.Context{Mem: m, Arena: p.opts.Arena, Trace: ro.Trace, Rand: ro.Rand, Maps: p.mapSet}
 }
 
 func (m *machine) addRegion(name string, b []byte, readOnly bool) {
