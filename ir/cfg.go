@@ -198,3 +198,73 @@ func NewCFG(p *Program) (*CFG, error) {
 	}
 	return c, nil
 }
+
+// Dominators returns the immediate dominator of every block (Cooper, Harvey
+// and Kennedy's iterative algorithm over the reverse postorder): idom[b] is
+// the block that dominates b most closely, idom[entry] = entry, and -1 marks
+// blocks unreachable from their function's entry.
+func (c *CFG) Dominators() []int {
+	idom := make([]int, len(c.Blocks))
+	for i := range idom {
+		idom[i] = -1
+	}
+	order := make([]int, len(c.Blocks)) // position in its function's RPO
+	for _, rpo := range c.RPO {
+		for k, b := range rpo {
+			order[b] = k
+		}
+	}
+	intersect := func(a, b int) int {
+		for a != b {
+			for order[a] > order[b] {
+				a = idom[a]
+			}
+			for order[b] > order[a] {
+				b = idom[b]
+			}
+		}
+		return a
+	}
+	for f, rpo := range c.RPO {
+		entry := c.Entry[f]
+		idom[entry] = entry
+		for changed := true; changed; {
+			changed = false
+			for _, b := range rpo[1:] {
+				nd := -1
+				for _, q := range c.Blocks[b].Preds {
+					if idom[q] < 0 {
+						continue // unreachable or not yet processed
+					}
+					if nd < 0 {
+						nd = q
+					} else {
+						nd = intersect(q, nd)
+					}
+				}
+				if nd != idom[b] {
+					idom[b] = nd
+					changed = true
+				}
+			}
+		}
+	}
+	return idom
+}
+
+// Dominates reports whether block a dominates block b, given the result of
+// Dominators.
+func Dominates(idom []int, a, b int) bool {
+	if idom[b] < 0 || idom[a] < 0 {
+		return false
+	}
+	for {
+		if a == b {
+			return true
+		}
+		if idom[b] == b {
+			return false
+		}
+		b = idom[b]
+	}
+}

@@ -198,7 +198,89 @@ func TestCFGConformance(t *testing.T) {
 			continue
 		}
 		checkCFG(t, cf.Program, c)
+		checkDominators(t, c)
 		blocks += len(c.Blocks)
 	}
 	t.Logf("%d programs, %d blocks", len(files), blocks)
+}
+
+func TestDominators(t *testing.T) {
+	tests := []struct {
+		name string
+		prog string
+		idom []int
+	}{
+		// 0 -> {1, 2}; 1 -> 3; 2 -> 3: the join is dominated by the fork.
+		{"diamond", "jeq %r1, 0, +2\nmov %r0, 1\nja +1\nmov %r0, 2\nexit", []int{0, 0, 0, 0}},
+		// 0 -> 1; 1 -> {2, 3}; 2 -> 1.
+		{"loop", "mov %r0, 0\n.insn 0x00000000000200e5\nadd %r0, 1\nja -3\nexit", []int{0, 0, 1, 1}},
+		// Block 1 of function 0 is unreachable; function 1 starts at 2.
+		{"two functions", "call local +2\nexit\nexit\njgt %r1, 3, +1\nmov %r0, 1\nexit", []int{0, -1, 2, 2, 2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ir.NewCFG(mustAsm(t, tc.prog))
+			if err != nil {
+				t.Fatal(err)
+			}
+			idom := c.Dominators()
+			if !reflect.DeepEqual(idom, tc.idom) {
+				t.Fatalf("idom = %v, want %v", idom, tc.idom)
+			}
+			for b := range idom {
+				if idom[b] >= 0 && !ir.Dominates(idom, c.Entry[c.Blocks[b].Func], b) {
+					t.Errorf("entry does not dominate block %d", b)
+				}
+			}
+		})
+	}
+	c, _ := ir.NewCFG(mustAsm(t, "jeq %r1, 0, +2\nmov %r0, 1\nja +1\nmov %r0, 2\nexit"))
+	idom := c.Dominators()
+	if ir.Dominates(idom, 1, 3) || ir.Dominates(idom, 2, 3) || !ir.Dominates(idom, 0, 3) || !ir.Dominates(idom, 3, 3) {
+		t.Error("Dominates on the diamond")
+	}
+}
+
+// checkDominators compares Dominators with the definition: a dominates b
+// iff b cannot be reached from its function's entry without passing a.
+func checkDominators(t *testing.T, c *ir.CFG) {
+	t.Helper()
+	idom := c.Dominators()
+	reach := func(entry, without int) []bool {
+		seen := make([]bool, len(c.Blocks))
+		if entry == without {
+			return seen
+		}
+		stack := []int{entry}
+		seen[entry] = true
+		for len(stack) > 0 {
+			b := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, s := range c.Blocks[b].Succs {
+				if s != without && !seen[s] {
+					seen[s] = true
+					stack = append(stack, s)
+				}
+			}
+		}
+		return seen
+	}
+	for f := range c.Funcs {
+		all := reach(c.Entry[f], -1)
+		for a := range c.Blocks {
+			if c.Blocks[a].Func != f || !all[a] {
+				continue
+			}
+			r := reach(c.Entry[f], a)
+			for b := range c.Blocks {
+				if c.Blocks[b].Func != f || !all[b] {
+					continue
+				}
+				want := a == b || !r[b]
+				if got := ir.Dominates(idom, a, b); got != want {
+					t.Fatalf("Dominates(%d, %d) = %v, want %v (idom %v)", a, b, got, want, idom)
+				}
+			}
+		}
+	}
 }
