@@ -8,7 +8,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cilium/ebpf"
+
+	"github.com/bpfc/bpfc/arena"
+	"github.com/bpfc/bpfc/compiler"
 	"github.com/bpfc/bpfc/interp"
+	"github.com/bpfc/bpfc/ir/elf"
+	"github.com/bpfc/bpfc/pipeline"
 	"github.com/bpfc/bpfc/vm"
 )
 
@@ -17,6 +23,7 @@ type runFlags struct {
 	mem       string
 	useInterp bool
 	budget    int64
+	printMem  bool
 }
 
 func newRun(g *globals) *cobra.Command {
@@ -30,7 +37,8 @@ exception table) and runs it once with r1 = the memory given by --mem (or a
 conformance file's "-- mem" section) and r2 = its length. It prints r0 in hex.
 For a conformance file with a "-- result" section (and no --mem) it also checks r0
 and exits 1 when it differs. --interp runs the reference interpreter instead of the JIT.
-Programs that need maps are not supported here.`,
+An object's arena map gets a real in-process arena (its globals placed as libbpf
+does); other maps are not supported here.`,
 		Example: `  bpfc run /work/shared/conformance/add.data
   printf '\xb7\x00\x00\x00\x07\x00\x00\x00\x95\x00\x00\x00\x00\x00\x00\x00' | bpfc run -`,
 		Args: cobra.ExactArgs(1),
@@ -39,6 +47,7 @@ Programs that need maps are not supported here.`,
 	f.add(cmd)
 	cmd.Flags().StringVar(&f.mem, "mem", "", "input memory as hex bytes (spaces allowed); r1 points to it, r2 is its length")
 	cmd.Flags().BoolVar(&f.useInterp, "interp", false, "run the reference interpreter instead of the JIT")
+	cmd.Flags().BoolVar(&f.printMem, "print-mem", false, "after the run, print the memory (hex) on a second line")
 	cmd.Flags().Int64Var(&f.budget, "budget", 0, "stop a run after about this many loop iterations (JIT) or instructions (--interp); 0 = no limit")
 	return cmd
 }
@@ -72,9 +81,32 @@ func (f *runFlags) run(g *globals, args []string) error {
 	if in.ElfProg != nil {
 		errName = in.Name
 	}
+	// An object's arena: a real arena of the map's size, globals loaded.
+	var ar *arena.Arena
+	syms := map[string]uint64{}
+	if obj := in.Object; obj != nil {
+		for _, m := range obj.Maps {
+			if m.Type != ebpf.Arena || ar != nil {
+				continue
+			}
+			ar, err = arena.New(int(m.MaxEntries), arena.Options{})
+			if err != nil {
+				return fileErr(in.File, errName, err)
+			}
+			defer ar.Close()
+			syms[m.Name] = compiler.FakeMapBase // the arena kfuncs know their arena
+			if g := obj.Arena; g != nil && g.Size > 0 {
+				base, err := ar.LoadGlobals(g.Data, g.Size)
+				if err != nil {
+					return fileErr(in.File, errName, err)
+				}
+				syms[elf.ArenaSection] = base
+			}
+		}
+	}
 	var r0 uint64
 	if f.useInterp {
-		p, err := interp.Prepare(in.Prog, interp.Options{})
+		p, err := interp.Prepare(in.Prog, interp.Options{Arena: ar, Symbols: syms})
 		if err != nil {
 			return fileErr(in.File, errName, err)
 		}
@@ -84,7 +116,8 @@ func (f *runFlags) run(g *globals, args []string) error {
 		}
 		r0 = res.R0
 	} else {
-		p, err := vm.Load(in.Prog, &vm.LoadOptions{Options: vm.Options{Name: in.Name}, Xlated: f.fromXlated})
+		p, err := vm.Load(in.Prog, &vm.LoadOptions{Options: vm.Options{Name: in.Name, Arena: ar}, Xlated: f.fromXlated,
+			Context: &pipeline.Context{Logger: g.log, File: in.File, Symbols: syms}})
 		if err != nil {
 			return fileErr(in.File, errName, err)
 		}
@@ -95,6 +128,9 @@ func (f *runFlags) run(g *globals, args []string) error {
 		}
 	}
 	fmt.Fprintf(g.stdout, "%#x\n", r0)
+	if f.printMem {
+		fmt.Fprintf(g.stdout, "%s\n", hex.EncodeToString(mem))
+	}
 	if check && in.Test.Result != r0 {
 		return fileErr(in.File, errName, fmt.Errorf("r0 = %#x, the file expects %#x", r0, in.Test.Result))
 	}
