@@ -92,7 +92,7 @@ func TestRandomProgramsMatchKernel(t *testing.T) {
 	for _, g := range golden {
 		bySeed[g.Seed] = g
 	}
-	ok, reason := kernel.Available()
+	ok, reason := kernelAvailable()
 	if *updateRandom && !ok {
 		t.Fatalf("-update-random needs the live kernel: %s", reason)
 	}
