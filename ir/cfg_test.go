@@ -1,6 +1,7 @@
 package ir_test
 
 import (
+	"math/rand"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -280,6 +281,46 @@ func checkDominators(t *testing.T, c *ir.CFG) {
 				if got := ir.Dominates(idom, a, b); got != want {
 					t.Fatalf("Dominates(%d, %d) = %v, want %v (idom %v)", a, b, got, want, idom)
 				}
+			}
+		}
+	}
+}
+
+// TestCFGRandom checks the CFG invariants and dominators on random
+// programs full of jumps.
+func TestCFGRandom(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for iter := 0; iter < 300; iter++ {
+		n := 2 + rng.Intn(40)
+		insns := make([]ir.Instruction, n)
+		for i := range insns {
+			switch rng.Intn(5) {
+			case 0:
+				insns[i] = ir.Instruction{Op: 0x15, Dst: ir.R1, Off: int16(rng.Intn(n) - i - 1)}
+			case 1:
+				insns[i] = ir.Instruction{Op: ir.OpJA, Off: int16(rng.Intn(n) - i - 1)}
+			case 2:
+				insns[i] = ir.Instruction{Op: ir.OpExit}
+			default:
+				insns[i] = ir.Instruction{Op: 0x07, Imm: int32(i)}
+			}
+		}
+		insns[n-1] = ir.Instruction{Op: ir.OpExit}
+		p := ir.NewProgram("", insns)
+		c, err := ir.NewCFG(p)
+		if err != nil {
+			t.Fatalf("iter %d: %v", iter, err)
+		}
+		checkCFG(t, p, c)
+		checkDominators(t, c)
+		// Every instruction after a jump or exit, and every target,
+		// starts a block.
+		for i, ins := range p.Insns {
+			if ins.IsJumpWithOffset() && c.Blocks[c.BlockOf(p.Target(i))].Start != p.Target(i) {
+				t.Fatalf("iter %d: target %d does not start a block", iter, p.Target(i))
+			}
+			if (ins.IsJumpWithOffset() || ins.IsExit()) && i+1 < n && c.Blocks[c.BlockOf(i+1)].Start != i+1 {
+				t.Fatalf("iter %d: %d follows a jump but does not start a block", iter, i+1)
 			}
 		}
 	}
