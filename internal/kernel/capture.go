@@ -595,6 +595,22 @@ func (c *Capture) check() error {
 	if len(c.JITInput) != len(c.Xlated) || len(c.Xlated)%8 != 0 {
 		return fmt.Errorf("xlated (%d bytes) and JIT input (%d bytes) differ in size", len(c.Xlated), len(c.JITInput))
 	}
+	if len(c.Pushes) != len(c.FuncLens) {
+		return fmt.Errorf("%d push lists for %d functions", len(c.Pushes), len(c.FuncLens))
+	}
+	n := len(c.Xlated) / 8
+	for _, l := range c.Lines {
+		if l.Func < 0 || l.Func >= len(c.FuncLens) || l.Off < 0 || l.Off >= int(c.FuncLens[l.Func]) || l.Insn < 0 || l.Insn >= n {
+			return fmt.Errorf("line info %+v outside the program", l)
+		}
+	}
+	for _, list := range [][]int{c.ArenaInsns, c.ProbeMemInsns} {
+		for _, i := range list {
+			if i < 0 || i >= n {
+				return fmt.Errorf("instruction index %d outside the program", i)
+			}
+		}
+	}
 	return nil
 }
 
