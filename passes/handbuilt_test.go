@@ -134,6 +134,20 @@ add32 %r1, 1
 jlt %r1, 4, -3
 mov %r0, %r2
 exit`, []int{2, 3}},
+	{"helper-args", `
+mov %r1, %r10
+add %r1, -8
+mov32 %r2, 8
+mov32 %r3, 0
+mov32 %r4, 7
+mov32 %r5, 9
+call 113
+exit`, []int{2, 3}},
+	{"helper-no-args", `
+mov32 %r1, 5
+mov32 %r2, 6
+call 7
+exit`, nil},
 	{"div-mod-64", `
 call 7
 mov %r1, %r0

@@ -24,8 +24,11 @@ import (
 //
 // Differences from the kernel, all conservative (more marks, never fewer):
 // the analysis follows every CFG path, including ones the verifier proves
-// infeasible, and a helper call counts as a 64-bit read of all of R1..R5
-// (the verifier reads only the arguments of the helper's prototype).
+// infeasible or prunes (the kernel's marks depend on its exploration order:
+// a path pruned at a state equal to one seen before does not mark the
+// definitions it carries), and a call of a helper missing from the
+// argument table counts as a 64-bit read of all of R1..R5 (the verifier
+// reads exactly the arguments of the helper's prototype).
 type ZextMark struct{}
 
 func (ZextMark) Name() string { return "zext-mark" }
@@ -329,10 +332,7 @@ func upperLiveness(p *ir.Program) ([]ir.RegSet, error) {
 							li |= entry[c] & argRegs
 						}
 					case ins.IsHelperCall() || ins.Op == ir.OpTailCall:
-						li = o&^callerSaved | argRegs
-						if ins.IsTailCall() {
-							li = o&^callerSaved | tailCallArgs
-						}
+						li = o&^callerSaved | helperArgs(ins)
 					default:
 						li = o&^defs(ins) | uses64(ins)
 					}
@@ -349,4 +349,30 @@ func upperLiveness(p *ir.Program) ([]ir.RegSet, error) {
 		}
 	}
 	return out, nil
+}
+
+// helperArgCount is the number of arguments of a helper's prototype (the
+// verifier reads R1..Rn as 64-bit values at the call), for the common
+// helpers; others are taken as reading all five.
+var helperArgCount = map[int32]int{
+	1: 2, 2: 4, 3: 2, 4: 3, 5: 0, 6: 5, 7: 0, 8: 0, 12: 3, 14: 0, 15: 0, 16: 2,
+	23: 2, 25: 5, 26: 4, 35: 0, 42: 0, 51: 3, 87: 3, 88: 2, 89: 2,
+	112: 3, 113: 3, 114: 3, 115: 3, 130: 4, 131: 3, 132: 2, 133: 2, 158: 0,
+	165: 5, 181: 4,
+}
+
+// helperArgs returns the registers a helper call (or a tail call) reads.
+func helperArgs(ins ir.Instruction) ir.RegSet {
+	if ins.Op == ir.OpTailCall {
+		return tailCallArgs
+	}
+	n, ok := helperArgCount[ins.Imm]
+	if !ok {
+		return argRegs
+	}
+	var s ir.RegSet
+	for r := ir.R1; r < ir.R1+ir.Register(n); r++ {
+		s = s.Add(r)
+	}
+	return s
 }

@@ -59,7 +59,7 @@ type zextCapture struct {
 
 // helperFuncs names the kernel function behind each helper the hand-built
 // programs call (bpf_get_prandom_u32's proto points at bpf_user_rnd_u32).
-var helperFuncs = map[int32]string{7: "bpf_user_rnd_u32"}
+var helperFuncs = map[int32]string{7: "bpf_user_rnd_u32", 113: "bpf_probe_read_kernel"}
 
 const zextDir = "testdata/zext"
 
@@ -96,11 +96,14 @@ func TestCaptureZext(t *testing.T) {
 		}
 		closeFD(fd)
 		closeFD(fd2)
-		ks, err := kallsyms(CallBaseSymbol, helperFuncs[7])
+		ks, err := kallsyms(CallBaseSymbol, helperFuncs[7], helperFuncs[113])
 		if err != nil {
 			t.Fatal(err)
 		}
-		zc.Symbols = map[string]uint64{CallBaseSymbol: ks[CallBaseSymbol], HelperSymbol(7): ks[helperFuncs[7]]}
+		zc.Symbols = map[string]uint64{CallBaseSymbol: ks[CallBaseSymbol]}
+		for id, fn := range helperFuncs {
+			zc.Symbols[HelperSymbol(id)] = ks[fn]
+		}
 		zc.Xlated = hex.EncodeToString(info.Xlated)
 		zc.XlatedRnd = hex.EncodeToString(info2.Xlated)
 		b, _ := json.MarshalIndent(zc, "", "  ")
