@@ -24,28 +24,30 @@ const (
 	// that look at helper ids never mistake a rewritten call for one.
 	stubsOff      = 4096
 	stubSize      = 16
-	maxHelperID   = 1024 // helper ids 0..maxHelperID-1 have a stub
-	numRegStubs   = 11   // callx through r0..r10
+	maxHelperID   = 1024     // helper ids 0..maxHelperID-1 have a stub
+	numRegStubs   = 11       // callx through r0..r10
 	stubAreaSize  = 64 << 10 // holds stubsOff + numStubs*stubSize
 	codeAllocBase = stubAreaSize
 
 	// Exit codes, as the stubs load them into r11.
-	exitReturn = 0
-	exitHelper = 0x10000 // | helper id
-	exitCallX  = 0x20000 // | register number
-	exitYield  = 0x30000
-	exitFault  = 0x40000 // from vmfault
-	exitKfunc  = 0x50000 // | the program's kfunc slot
+	exitReturn  = 0
+	exitHelper  = 0x10000 // | helper id
+	exitCallX   = 0x20000 // | register number
+	exitYield   = 0x30000
+	exitFault   = 0x40000 // from vmfault
+	exitKfunc   = 0x50000 // | the program's kfunc slot
+	exitMayGoto = 0x60000 // arch_bpf_timed_may_goto
 )
 
 // Stub numbers after the helpers': callx through each register, yield,
 // then kfunc slots (resolved per program).
 const (
-	stubIndexCallX = maxHelperID
-	stubIndexYield = maxHelperID + numRegStubs
-	stubIndexKfunc = stubIndexYield + 1
-	maxKfuncSlots  = 256
-	numStubs       = stubIndexKfunc + maxKfuncSlots
+	stubIndexCallX   = maxHelperID
+	stubIndexYield   = maxHelperID + numRegStubs
+	stubIndexMayGoto = stubIndexYield + 1
+	stubIndexKfunc   = stubIndexMayGoto + 1
+	maxKfuncSlots    = 256
+	numStubs         = stubIndexKfunc + maxKfuncSlots
 )
 
 func stubOffset(k int) int { return stubsOff + k*stubSize }
@@ -111,6 +113,8 @@ func (m *codeMem) writeStubs() {
 			code = exitCallX | uint32(k-stubIndexCallX)
 		case k == stubIndexYield:
 			code = exitYield
+		case k == stubIndexMayGoto:
+			code = exitMayGoto
 		default:
 			code = exitKfunc | uint32(k-stubIndexKfunc)
 		}

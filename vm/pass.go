@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/passes"
 	"github.com/bpfc/bpfc/pipeline"
 )
 
@@ -46,12 +47,20 @@ func (*HelpersPass) Describe() string {
 }
 
 // Run implements pipeline.Pass.
-func (hp *HelpersPass) Run(p *ir.Program, _ *pipeline.Context) error {
+func (hp *HelpersPass) Run(p *ir.Program, ctx *pipeline.Context) error {
 	hp.Kfuncs = nil
 	slots := map[string]int{}
+	base, err := CallBase()
+	if err != nil {
+		return err
+	}
+	var resolved []int // rewritten helper/kfunc calls
+	mayGoto := false
 	for i := 0; i < len(p.Insns); i++ {
 		ins := &p.Insns[i]
 		switch {
+		case ins.Op == ir.OpMayGoto:
+			mayGoto = true
 		case ins.IsLdImm64():
 			i++
 		case ins.IsCallX():
@@ -63,6 +72,7 @@ func (hp *HelpersPass) Run(p *ir.Program, _ *pipeline.Context) error {
 				return &ir.Error{Index: i, Reason: fmt.Sprintf("callx through invalid register r%d", r)}
 			}
 			*ins = ir.Instruction{Op: ir.OpCall, Src: ir.CallHelper, Imm: CallXImm(r)}
+			resolved = append(resolved, i)
 		case ins.IsTailCall():
 			return &ir.Error{Index: i, Reason: "tail calls are not supported in the vm"}
 		case ins.IsHelperCall():
@@ -71,6 +81,7 @@ func (hp *HelpersPass) Run(p *ir.Program, _ *pipeline.Context) error {
 				return &ir.Error{Index: i, Reason: err.Error()}
 			}
 			ins.Imm = imm
+			resolved = append(resolved, i)
 		case ins.IsKfuncCall():
 			name := ""
 			if i < len(p.Aux) {
@@ -88,7 +99,32 @@ func (hp *HelpersPass) Run(p *ir.Program, _ *pipeline.Context) error {
 				return &ir.Error{Index: i, Reason: err.Error()}
 			}
 			ins.Imm = imm // stays a kfunc call: passes may look at its symbol
+			resolved = append(resolved, i)
 		}
+	}
+	if mayGoto && ctx != nil {
+		// The timed may_goto expansion (the fixups pass) calls
+		// arch_bpf_timed_may_goto relative to __bpf_call_base: give it the
+		// vm's stub, and give the calls already pointed at stubs their
+		// own addresses so that resolving them again changes nothing.
+		syms := make(map[string]uint64, len(ctx.Symbols)+len(resolved)+2)
+		for k, v := range ctx.Symbols {
+			syms[k] = v
+		}
+		syms[passes.CallBaseSymbol] = base
+		syms[passes.MayGotoSymbol] = base + uint64(stubOffset(stubIndexMayGoto))
+		for _, i := range resolved {
+			ins := p.Insns[i]
+			if ins.IsKfuncCall() {
+				if i >= len(p.Aux) || p.Aux[i].Symbol == "" {
+					return &ir.Error{Index: i, Reason: "kfunc call without a name in a program with may_goto"}
+				}
+				syms[p.Aux[i].Symbol] = base + uint64(ins.Imm)
+				continue
+			}
+			syms[passes.HelperSymbol(ins.Imm)] = base + uint64(ins.Imm)
+		}
+		ctx.Symbols = syms
 	}
 	return nil
 }

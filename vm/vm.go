@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -525,6 +526,12 @@ func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (uint64, e
 			}
 			c.budget, c.refill = interval, interval
 			yieldPoint()
+		case code == exitMayGoto:
+			r, err := timedMayGoto(st, c)
+			if err != nil {
+				return 0, err
+			}
+			c.r10 = r
 		case code == exitFault:
 			return 0, &FaultError{PC: c.faultPC, Off: c.faultPC - p.execLo, Addr: c.faultAddr, Signal: unix.Signal(c.faultSig)}
 		default:
@@ -541,4 +548,33 @@ func (p *Program) callHelper(rs *runState, fn helpers.Func, id int64, c *execCtx
 		}
 	}()
 	return fn(&rs.hctx, c.rdi, c.rsi, c.rdx, c.rcx, c.r8), nil
+}
+
+// maxTimedLoops is BPF_MAX_TIMED_LOOPS.
+const maxTimedLoops = 0xffff
+
+var monoStart = time.Now()
+
+// timedMayGoto is arch_bpf_timed_may_goto + bpf_check_timed_may_goto: the
+// code passes the stack offset of its {count, timestamp} slots in AX (r10),
+// relative to its frame pointer (rbp); the new count goes back in AX, every
+// other register is preserved. A loop gets a fresh budget of
+// BPF_MAX_TIMED_LOOPS iterations until 250 ms have passed since its first
+// refill, then 0 (the loop exits).
+func timedMayGoto(st *stack, c *execCtx) (uint64, error) {
+	addr := c.rbp + c.r10
+	lo := uint64(uintptr(st.base)) + 2*pageSize
+	if addr < lo || addr+16 > uint64(uintptr(st.base))+stackRegion {
+		return 0, fmt.Errorf("may_goto: counter slot %#x outside the stack", addr)
+	}
+	ts := (*uint64)(unsafe.Add(st.base, addr+8-uint64(uintptr(st.base))))
+	now := uint64(time.Since(monoStart).Nanoseconds()) + 1
+	if *ts == 0 {
+		*ts = now
+		return maxTimedLoops, nil
+	}
+	if now-*ts >= uint64(time.Second/4) {
+		return 0, nil
+	}
+	return maxTimedLoops, nil
 }
