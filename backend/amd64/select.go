@@ -2,7 +2,6 @@ package amd64
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/bpfc/bpfc/extable"
 	"github.com/bpfc/bpfc/ir"
@@ -183,9 +182,40 @@ func (f *funcCode) segFirst(s int) int32 {
 }
 
 // segOf returns the segment holding instruction t and t's offset in it.
-func (f *funcCode) segOf(t int32) (int32, int32) {
-	s := sort.Search(len(f.vars), func(k int) bool { return f.vars[k].j >= t })
-	return int32(s), f.fixOff[t] - f.fixOff[f.segFirst(s)]
+// The search gallops from variable instruction `from` (jumps mostly go
+// near), then bisects.
+func (f *funcCode) segOf(t int32, from int) (int32, int32) {
+	vars := f.vars
+	// Find the first m with vars[m].j >= t, in [lo, hi].
+	lo, hi := 0, len(vars)
+	if from >= 0 && from < len(vars) {
+		if vars[from].j < t {
+			lo = from + 1
+			step := 1
+			for lo+step-1 < len(vars) && vars[lo+step-1].j < t {
+				lo += step
+				step *= 2
+			}
+			hi = min(lo+step-1, len(vars))
+		} else {
+			hi = from
+			step := 1
+			for hi-step >= 0 && vars[hi-step].j >= t {
+				hi -= step
+				step *= 2
+			}
+			lo = max(hi-step+1, 0)
+		}
+	}
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if vars[m].j < t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return int32(lo), f.fixOff[t] - f.fixOff[f.segFirst(lo)]
 }
 
 // resolve fills in the segment data of variable instructions and targets.
@@ -202,10 +232,10 @@ func (f *funcCode) resolve(p *ir.Program) error {
 		if f.second != nil && f.second[v.tidx>>6]&(1<<(v.tidx&63)) != 0 {
 			return insnErr(f.start+int(v.j), "jump into the middle of ld_imm64 at %d", f.start+int(v.tidx)-1)
 		}
-		v.tseg, v.toff = f.segOf(v.tidx)
+		v.tseg, v.toff = f.segOf(v.tidx, s)
 	}
 	if f.firstExit >= 0 {
-		f.feSeg, f.feOff = f.segOf(f.firstExit)
+		f.feSeg, f.feOff = f.segOf(f.firstExit, -1)
 	}
 	f.segEnd = make([]int32, len(f.vars))
 	f.form = make([]uint8, len(f.vars))
