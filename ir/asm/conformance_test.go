@@ -76,6 +76,14 @@ func TestConformanceFiles(t *testing.T) {
 		if !sameInsns(f.Program.Insns, q.Insns) {
 			t.Errorf("%s: Format round trip differs\n%s", name, text)
 		}
+		// The whole file round-trips through FormatFile.
+		g, err := Parse([]byte(FormatFile(f)))
+		if err != nil {
+			t.Errorf("%s: FormatFile output does not parse: %v", name, err)
+		} else if !sameInsns(g.Program.Insns, f.Program.Insns) || !bytes.Equal(g.Mem, f.Mem) || g.Result != f.Result ||
+			g.HasResult != f.HasResult || g.Error != f.Error || !bytes.Equal(g.Raw, f.Raw) {
+			t.Errorf("%s: FormatFile round trip differs", name)
+		}
 		// Decode -> encode.
 		enc := ir.Encode(f.Program)
 		d, err := ir.Decode(enc)

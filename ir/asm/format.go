@@ -244,3 +244,41 @@ func insnText(ins ir.Instruction) (text string, hasTarget, inImm bool) {
 	}
 	return "", false, false
 }
+
+// FormatFile writes f as a conformance test file: an asm section (or, when
+// f has raw bytes, also a raw section), mem as hex bytes 16 a line, the
+// result and the expected error. Parse reads it back to the same File
+// contents.
+func FormatFile(f *File) string {
+	var b strings.Builder
+	if f.Asm != nil || (f.Program != nil && f.Raw == nil) {
+		p := f.Asm
+		if p == nil {
+			p = f.Program
+		}
+		b.WriteString("-- asm\n")
+		b.WriteString(Format(p))
+	}
+	if f.Raw != nil && f.Program != nil {
+		b.WriteString("-- raw\n")
+		b.WriteString(RawText(f.Program))
+	}
+	if len(f.Mem) > 0 {
+		b.WriteString("-- mem\n")
+		for k, c := range f.Mem {
+			switch {
+			case k%16 == 15 || k == len(f.Mem)-1:
+				fmt.Fprintf(&b, "%02x\n", c)
+			default:
+				fmt.Fprintf(&b, "%02x ", c)
+			}
+		}
+	}
+	if f.HasResult {
+		fmt.Fprintf(&b, "-- result\n0x%x\n", f.Result)
+	}
+	if f.Error != "" {
+		fmt.Fprintf(&b, "-- error\n%s\n", f.Error)
+	}
+	return b.String()
+}
