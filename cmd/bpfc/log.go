@@ -8,6 +8,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/bpfc/bpfc/compiler"
+	"github.com/bpfc/bpfc/ir"
 	"github.com/bpfc/bpfc/pipeline"
 )
 
@@ -61,16 +63,36 @@ func (g *globals) dumper() func(*zap.Logger, pipeline.Snapshot, pipeline.Stat) {
 			zap.Int("insns", s.Program.Len()), zap.Int("changed", st.Changed))
 		var b strings.Builder
 		fmt.Fprintf(&b, "--- after pass %s (%d instructions, %d changed) ---\n", s.Pass, s.Program.Len(), st.Changed)
+		po := compiler.PrintOptions(s.Program)
 		for i := 0; i < s.Program.Len(); i++ {
 			mark := " "
 			if s.Changed != nil && i < len(s.Changed) && s.Changed[i] {
 				mark = "*"
 			}
-			fmt.Fprintf(&b, "%s %4d: %s\n", mark, i, s.Program.KernelText(i, nil))
+			fmt.Fprintf(&b, "%s %4d: %s%s\n", mark, i, s.Program.KernelText(i, po), auxNote(s.Program.Aux[i]))
 			if s.Program.Insns[i].IsLdImm64() {
 				i++
 			}
 		}
 		io.WriteString(g.stderr, b.String())
 	}
+}
+
+// auxNote shows the aux data a pass may change without changing the
+// instruction's text (so that a '*' line always shows why).
+func auxNote(a ir.Aux) string {
+	var notes []string
+	if a.ZextDst {
+		notes = append(notes, "zext_dst")
+	}
+	if a.PtrType != ir.PtrUnknown {
+		notes = append(notes, "ptr="+a.PtrType.String())
+	}
+	if a.OrigIndex < 0 {
+		notes = append(notes, "inserted")
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return "  ; " + strings.Join(notes, " ")
 }

@@ -224,6 +224,14 @@ func TestDumpAfter(t *testing.T) {
 		}
 	}
 	require.Equal(t, len(names), dumps)
+	// The arena pass's rewrite shows in its dump, marked as changed.
+	r = bpfc(t, nil, "compile", "--dump-after", "arena,fixups", "--user-vm-start", "0x100000000", "--kern-vm-start", "0xffffc90000000000",
+		filepath.Join(elfDir, "arena_globals.o"))
+	require.Equal(t, 0, r.code, r.stderr)
+	arenaDump := r.stderr[strings.Index(r.stderr, "--- after pass arena"):strings.Index(r.stderr, "--- after pass fixups")]
+	require.Contains(t, arenaDump, "*    3: (a1) r0 = *(u32 *)(r1 +0) probe_mem32  ; ptr=arena\n")
+	require.Contains(t, arenaDump, "     0: (18) r1 = arena[.addr_space.1]+64\n")
+	require.Contains(t, r.stderr[strings.Index(r.stderr, "--- after pass fixups"):], "*    0: (18) r1 = 0x100003040 <.addr_space.1>\n")
 	if len(names) > 0 {
 		r = bpfc(t, nil, "compile", "--dump-after", names[0], "--prog", "alu_loop", filepath.Join(elfDir, "alu.o"))
 		require.Equal(t, 0, r.code, r.stderr)
