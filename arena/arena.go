@@ -186,6 +186,9 @@ func (a *Arena) Kern(uaddr uint64) uint64 { return a.l.Kern(uaddr) }
 // User returns the user-view address of kernel-view address kaddr.
 func (a *Arena) User(kaddr uint64) uint64 { return a.l.User(kaddr) }
 
+// PageOffset is the page index of user address addr (see Layout.PageOffset).
+func (a *Arena) PageOffset(addr uint64) uint64 { return a.l.PageOffset(addr) }
+
 // CastToUser is addr_space_cast to user space for this arena.
 func (a *Arena) CastToUser(v uint64) uint64 { return a.l.CastToUser(v) }
 

@@ -368,3 +368,34 @@ func TestLoadGlobals(t *testing.T) {
 		t.Fatal("globals loaded twice")
 	}
 }
+
+// A user_vm_start whose low 32 bits are not zero: page offsets, kernel
+// addresses and lookups are all relative to it.
+func TestNonZeroLow32UserBase(t *testing.T) {
+	const user = 0x7e3480000000 // lo32 = 0x80000000
+	a, err := New(8, Options{UserVMStart: user})
+	if err != nil {
+		t.Skip("fixed address not available:", err)
+	}
+	defer a.Close()
+	u := a.AllocPages(0, 2)
+	if u != user {
+		t.Fatalf("alloc at %#x", u)
+	}
+	if k := a.Kern(u + PageSize + 8); k != a.KernVMStart()+0x80000000+PageSize+8 {
+		t.Fatalf("Kern = %#x", k)
+	}
+	a.Bytes(u+PageSize, 16)[8] = 0x5a
+	if p := a.Lookup(a.Kern(u+PageSize+8), 1); p == nil || *(*byte)(p) != 0x5a {
+		t.Fatal("kernel view of the second page")
+	}
+	if a.Lookup(a.KernVMStart()+PageSize, 1) != nil {
+		t.Fatal("kernel address below lo32(user_vm_start) is not in the arena")
+	}
+	if a.User(a.Kern(u+PageSize+8)) != u+PageSize+8 || a.PageOffset(u+PageSize) != 1 {
+		t.Fatal("round trip")
+	}
+	if got := a.AllocPages(uint64(uint32(u+4*PageSize)), 1); got != u+4*PageSize {
+		t.Fatalf("alloc by 32-bit pointer gave %#x", got)
+	}
+}

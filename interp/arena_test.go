@@ -109,13 +109,24 @@ func arenaProgram(probe bool) *ir.Program {
 }
 
 func TestArenaAccesses(t *testing.T) {
-	for _, probe := range []bool{true, false} {
+	for _, tc := range []struct {
+		probe bool
+		user  uint64 // 0: any user_vm_start
+	}{{true, 0}, {false, 0}, {true, 0x7e3480000000}, {false, 0x7e3480000000}} {
+		probe := tc.probe
 		name := "unconverted"
 		if probe {
 			name = "probe_mem32"
 		}
+		if tc.user != 0 {
+			name += "_lo32_base"
+		}
 		t.Run(name, func(t *testing.T) {
-			a := newArena(t, 4)
+			a, err := arena.New(4, arena.Options{UserVMStart: tc.user})
+			if err != nil {
+				t.Skip(err)
+			}
+			defer a.Close()
 			q := prepare(t, arenaProgram(probe), Options{Arena: a})
 			ctx := make([]byte, 48)
 			res, err := q.Run(RunOptions{Ctx: ctx})
