@@ -5,11 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/bpfc/bpfc/arena"
 	"github.com/bpfc/bpfc/helpers"
@@ -215,5 +218,72 @@ func TestCloseWaits(t *testing.T) {
 	<-closed
 	if _, err := p.Run(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("run after Close: %v", err)
+	}
+}
+
+// TestStackOverflow: unbounded recursion (which the verifier would reject)
+// runs into the guard page and ends the run with a FaultError instead of
+// corrupting the context or crashing the process.
+func TestStackOverflow(t *testing.T) {
+	p, err := Load(mustAsm(t, `
+call local f
+exit
+f:
+stxdw [%r10-8], %r1
+call local f
+exit`), &LoadOptions{Pipeline: FallbackPipeline()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := 0; i < 3; i++ {
+		_, err = p.Run(context.Background())
+		var fe *FaultError
+		if !errors.As(err, &fe) {
+			t.Fatalf("run %d: %v, want a FaultError", i, err)
+		}
+	}
+	t.Logf("%v", err)
+	// the stacks still work
+	q := mustLoad(t, trivialAsm, nil)
+	if r0, err := q.Run(context.Background()); r0 != 1 || err != nil {
+		t.Fatalf("trivial after overflow: %d, %v", r0, err)
+	}
+}
+
+// TestWX: the code region is mapped twice from one memfd: writable but not
+// executable where the backend writes, executable but not writable where
+// the code runs.
+func TestWX(t *testing.T) {
+	m, err := initMachine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skip(err)
+	}
+	rw := uint64(uintptr(unsafe.Pointer(&m.rw[0])))
+	perms := map[uint64]string{}
+	for _, line := range strings.Split(string(maps), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		var lo, hi uint64
+		if _, err := fmt.Sscanf(f[0], "%x-%x", &lo, &hi); err != nil {
+			continue
+		}
+		for _, a := range []uint64{rw, uint64(m.rx)} {
+			if a >= lo && a < hi {
+				perms[a] = f[1]
+			}
+		}
+	}
+	if perms[rw] != "rw-s" || perms[uint64(m.rx)] != "r-xs" {
+		t.Errorf("rw view %#x: %q, rx view %#x: %q; want rw-s and r-xs", rw, perms[rw], m.rx, perms[uint64(m.rx)])
+	}
+	if rw == uint64(m.rx) {
+		t.Error("one mapping for both views")
 	}
 }
