@@ -39,7 +39,6 @@ var isEreg = [16]bool{5: true, 7: true, 8: true, 9: true, 11: true, 12: true, 13
 // isEreg8l: the low byte needs a REX prefix (r8b..r15b, sil, dil, bpl).
 func isEreg8l(r byte) bool { return isEreg[r&15] || r == 1 || r == 2 || r == 10 }
 
-
 // x86 condition codes of the short jcc forms.
 const (
 	jccJB  = 0x72
