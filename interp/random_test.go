@@ -21,6 +21,7 @@ const (
 	randomPrograms      = 1000
 	randomCallPrograms  = 300
 	randomArenaPrograms = 300
+	randomAcqPrograms   = 200
 )
 
 // randomRun is the live kernel's result for one generated program.
@@ -37,22 +38,26 @@ type randomRun struct {
 const (
 	callSeeds  = 100_001
 	arenaSeeds = 200_001
+	acqSeeds   = 300_001
 	// randomArenaUser is the arena's user_vm_start (map_extra).
 	randomArenaUser = 0x1_0000_0000
 )
 
 func randomOptions(seed uint64) progen.Options {
 	o := progen.Options{Insns: 16 + int(seed%97), Calls: seed >= callSeeds}
-	if seed >= arenaSeeds {
+	if seed >= arenaSeeds && seed < acqSeeds {
 		o.Arena, o.Calls = true, seed%2 == 0
+	}
+	if seed >= acqSeeds {
+		o.AcquireRelease, o.Calls = true, seed%2 == 0
 	}
 	return o
 }
 
 func randomSeeds(short bool) []uint64 {
-	n, c, a := uint64(randomPrograms), uint64(randomCallPrograms), uint64(randomArenaPrograms)
+	n, c, a, q := uint64(randomPrograms), uint64(randomCallPrograms), uint64(randomArenaPrograms), uint64(randomAcqPrograms)
 	if short {
-		n, c, a = 50, 20, 20
+		n, c, a, q = 50, 20, 20, 20
 	}
 	var s []uint64
 	for i := uint64(1); i <= n; i++ {
@@ -63,6 +68,9 @@ func randomSeeds(short bool) []uint64 {
 	}
 	for i := uint64(0); i < a; i++ {
 		s = append(s, arenaSeeds+i)
+	}
+	for i := uint64(0); i < q; i++ {
+		s = append(s, acqSeeds+i)
 	}
 	return s
 }

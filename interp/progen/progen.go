@@ -46,6 +46,9 @@ type Options struct {
 	// The arena must have at least ArenaMinPages pages and its first
 	// pages must be free.
 	Arena bool
+	// AcquireRelease adds load-acquire and store-release (B/H/W/DW) on
+	// stack slots to the atomics.
+	AcquireRelease bool
 }
 
 const (
@@ -377,6 +380,17 @@ func (g *gen) mem() {
 }
 
 func (g *gen) atomic() {
+	if g.opts.AcquireRelease && g.r.IntN(3) == 0 {
+		size := sizes[g.r.IntN(4)]
+		off := g.slotOff(size)
+		op := uint8(ir.ClassSTX) | uint8(size) | uint8(ir.ModeATOMIC)
+		if g.r.IntN(2) == 0 { // dst = load_acquire(r10 + off)
+			g.emit(ir.Instruction{Op: op, Dst: g.reg(), Src: ir.R10, Off: off, Imm: ir.AtomicLoadAcq})
+		} else { // store_release(r10 + off, src)
+			g.emit(ir.Instruction{Op: op, Dst: ir.R10, Src: g.reg(), Off: off, Imm: ir.AtomicStoreRel})
+		}
+		return
+	}
 	size := ir.SizeDW
 	if g.r.IntN(2) == 0 {
 		size = ir.SizeW
