@@ -66,6 +66,8 @@ type compileFlags struct {
 	kernVMStart string
 	userVMStart string
 	symbols     []string
+	retThunk    string
+	indThunk    string
 	noBackend   bool
 	fakeMaps    bool
 }
@@ -104,6 +106,8 @@ renamed over FILE only when everything succeeded.`,
 	fl.StringVar(&f.callBase, "call-base", "", "address of __bpf_call_base (default: the target's)")
 	fl.StringVar(&f.kernVMStart, "kern-vm-start", "", "arena kernel base address (r12)")
 	fl.StringVar(&f.userVMStart, "user-vm-start", "", "arena user base address")
+	fl.StringVar(&f.retThunk, "return-thunk", "", "address returns jump to (retbleed_return_thunk; default: the target's, 0 = plain ret)")
+	fl.StringVar(&f.indThunk, "indirect-thunk", "", "address of __x86_indirect_thunk_rcx for tail calls (default: the target's, 0 = no retpoline)")
 	fl.StringArrayVar(&f.symbols, "symbol", nil, "NAME=ADDR: address a map or global symbol's ld_imm64 loads (repeatable)")
 	fl.BoolVar(&f.fakeMaps, "fake-map-addrs", false, "give maps without --symbol a made-up kernel address (code shape as the kernel's, addresses not)")
 	fl.BoolVar(&f.noBackend, "no-backend", false, "stop after the passes (with --dump-after, to inspect them)")
@@ -155,6 +159,16 @@ func (f *compileFlags) options(g *globals) (compiler.Options, error) {
 	}
 	if f.userVMStart != "" {
 		if o.Target.UserVMStart, err = parseAddr("user-vm-start", f.userVMStart); err != nil {
+			return o, err
+		}
+	}
+	if f.retThunk != "" {
+		if o.Target.ReturnThunk, err = parseAddr("return-thunk", f.retThunk); err != nil {
+			return o, err
+		}
+	}
+	if f.indThunk != "" {
+		if o.Target.IndirectThunkRCX, err = parseAddr("indirect-thunk", f.indThunk); err != nil {
 			return o, err
 		}
 	}

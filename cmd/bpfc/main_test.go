@@ -393,3 +393,27 @@ func TestRun(t *testing.T) {
 		require.Equal(t, tt.stderr, r.stderr, "%v", tt.args)
 	}
 }
+
+// TestFromXlatedCapture: the kernel's xlated program of a testdata object,
+// given as raw bytes with --from-xlated and the kernel's addresses, compiles
+// to the kernel's machine code.
+func TestFromXlatedCapture(t *testing.T) {
+	for _, name := range []string{"alu.alu_loop", "calls.caller_two", "arena_globals.arena_bump"} {
+		c, err := kernel.ReadCapture(filepath.Join(elfDir, "captures", name+".json"))
+		require.NoError(t, err)
+		in := writeFile(t, t.TempDir(), "x.bin", c.JITInput)
+		var bases []string
+		for _, k := range c.Ksyms {
+			bases = append(bases, fmt.Sprintf("%#x", uint64(k)))
+		}
+		args := []string{"compile", "--from-xlated", "--format", "raw", "--exec-base", strings.Join(bases, ","),
+			"--call-base", fmt.Sprintf("%#x", uint64(c.CallBase)), "--return-thunk", fmt.Sprintf("%#x", uint64(c.ReturnThunk)),
+			"--indirect-thunk", fmt.Sprintf("%#x", uint64(c.IndirectThunkRCX))}
+		if c.KernVMStart != 0 {
+			args = append(args, "--kern-vm-start", fmt.Sprintf("%#x", uint64(c.KernVMStart)), "--user-vm-start", fmt.Sprintf("%#x", uint64(c.UserVMStart)))
+		}
+		r := bpfc(t, nil, append(args, in)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, hex.EncodeToString(c.Jited), hex.EncodeToString([]byte(r.stdout)), name)
+	}
+}
