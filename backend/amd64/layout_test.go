@@ -332,3 +332,22 @@ func TestRandomNoPanic(t *testing.T) {
 		}()
 	}
 }
+
+func TestTargets(t *testing.T) {
+	for _, n := range TargetNames() {
+		tg, err := TargetByName(n)
+		if err != nil || tg.Name != n {
+			t.Errorf("%s: %v %q", n, err, tg.Name)
+		}
+	}
+	if _, err := TargetByName("vax"); err == nil {
+		t.Error("unknown target accepted")
+	}
+	k := Linux618()
+	if !k.BMI2 || k.IndirectThunkRCX == 0 || k.ReturnThunk == 0 || k.CallBase == 0 {
+		t.Errorf("Linux618 preset incomplete: %+v", k)
+	}
+	if h := Host(); h.IndirectThunkRCX != 0 || h.ReturnThunk != 0 || h.YieldCheck {
+		t.Errorf("Host preset: %+v", h)
+	}
+}

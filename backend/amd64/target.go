@@ -2,6 +2,7 @@ package amd64
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -199,4 +200,19 @@ func (t *Target) probeLimit() uint64 {
 		ps = 4096
 	}
 	return t.TaskSizeMax + ps - t.VsyscallAddr
+}
+
+// TargetNames lists the presets TargetByName knows.
+func TargetNames() []string { return []string{"linux-6.18", "host"} }
+
+// TargetByName returns a preset: "linux-6.18" (also "linux618", "kernel")
+// or "host".
+func TargetByName(name string) (Target, error) {
+	switch strings.ToLower(name) {
+	case "linux-6.18", "linux618", "linux", "kernel", "":
+		return Linux618(), nil
+	case "host":
+		return Host(), nil
+	}
+	return Target{}, fmt.Errorf("unknown target %q (known: %s)", name, strings.Join(TargetNames(), ", "))
 }
