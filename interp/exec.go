@@ -725,6 +725,10 @@ func (m *machine) tick(pc int) (uint64, error) {
 	if ro.Context != nil && ro.Context.Done() != nil {
 		chunk = 1 << 16
 	}
+	if ro.Step != nil {
+		chunk = 1 // tick before every instruction
+		ro.Step(m.prog, pc, m.regs[:12])
+	}
 	if ro.Budget != 0 && ro.Budget-m.done < chunk {
 		chunk = ro.Budget - m.done
 	}

@@ -159,6 +159,12 @@ type RunOptions struct {
 	Rand uint64
 	// Args, when non-nil, overrides the initial r1..r5.
 	Args *[5]uint64
+	// Step, when set, is called before every instruction with the running
+	// program (a tail call changes it), the slot about to execute and
+	// r0..r10 (r11 included for xlated programs). It may read but must not
+	// keep regs. Runs with Step are much slower; without it the loop pays
+	// nothing for the feature.
+	Step func(p *Program, pc int, regs []uint64)
 }
 
 // Result is the outcome of a run.

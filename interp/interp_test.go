@@ -581,3 +581,39 @@ func TestCallxEncodings(t *testing.T) {
 		}
 	}
 }
+
+func TestStep(t *testing.T) {
+	q := prepare(t, assemble(t, "mov %r0, 1\nlddw %r1, 0x100000000\njeq %r0, 1, +1\nmov %r0, 9\nadd %r0, %r1\nexit"), Options{})
+	var pcs []int
+	var r0s []uint64
+	res, err := q.Run(RunOptions{Step: func(p *Program, pc int, regs []uint64) {
+		pcs = append(pcs, pc)
+		r0s = append(r0s, regs[0])
+	}})
+	if err != nil || res.R0 != 0x100000001 {
+		t.Fatalf("r0=%#x err=%v", res.R0, err)
+	}
+	if want := []int{0, 1, 3, 5, 6}; !equalInts(pcs, want) || res.Insns != 5 {
+		t.Fatalf("pcs %v (insns %d), want %v", pcs, res.Insns, want)
+	}
+	if r0s[0] != 0 || r0s[1] != 1 || r0s[4] != 0x100000001 {
+		t.Fatalf("r0 before each step: %#x", r0s)
+	}
+	// Step and a budget together.
+	_, err = q.Run(RunOptions{Budget: 2, Step: func(*Program, int, []uint64) {}})
+	if !errors.Is(err, ErrBudget) {
+		t.Fatalf("budget with step: %v", err)
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
