@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -15,6 +16,22 @@ import (
 )
 
 const goldenDir = "../../testdata/kernel"
+
+var (
+	goldenOnce sync.Once
+	goldenCaps []*kernel.Capture
+	goldenErr  error
+)
+
+// readGoldens reads testdata/kernel once per test binary.
+func readGoldens(t *testing.T) []*kernel.Capture {
+	t.Helper()
+	goldenOnce.Do(func() { goldenCaps, goldenErr = kernel.ReadCaptures(goldenDir) })
+	if goldenErr != nil {
+		t.Fatal(goldenErr)
+	}
+	return goldenCaps
+}
 
 func TestCorpusBuilds(t *testing.T) {
 	all := All()
@@ -80,10 +97,7 @@ func TestBuilderErrors(t *testing.T) {
 // the program the generator builds now (kfunc ids aside), and no golden is
 // stale.
 func TestGoldensMatchCorpus(t *testing.T) {
-	caps, err := kernel.ReadCaptures(goldenDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caps := readGoldens(t)
 	byName := map[string]*kernel.Capture{}
 	for _, c := range caps {
 		byName[c.Name] = c
@@ -238,10 +252,7 @@ func formOf(in ir.Instruction) string {
 // the distance sweeps straddle the short-jump bounds, chains need many
 // passes and the long chains make the kernel pad.
 func TestKernelLayoutFacts(t *testing.T) {
-	caps, err := kernel.ReadCaptures(goldenDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caps := readGoldens(t)
 	byName := map[string]*kernel.Capture{}
 	for _, c := range caps {
 		byName[c.Name] = c

@@ -11,6 +11,7 @@ import (
 const (
 	helperGetSmpProcessorID = 8
 	helperForEachMapElem    = 164
+	helperLoop              = 181
 	mapPercpuArray          = 6
 )
 
@@ -53,6 +54,20 @@ func extraFamily() {
 			b.Emit(Ldx(DW, R1, R10, -8), AluX(ALU64, ir.ALUAdd, R0, R1)).Exit()
 			// long cb(map, key, value, ctx): *(u64 *)ctx += 1; return 0
 			b.Label("cb").Emit(Mov64(R1, 1), Atomic(DW, R4, R1, 0, ir.AtomicAdd), Mov64(R0, 0)).Exit()
+		},
+	})
+	add(Entry{
+		Name: "callback_bpf_loop",
+		Note: "bpf_loop with a constant flags argument: the verifier inlines the loop around a bpf-to-bpf call of the callback",
+		Build: func(b *B) {
+			scalars(b, R6)
+			b.Emit(St(DW, R10, -8, 0), AluK(ALU64, ir.ALUAnd, R6, 63), MovX64(R1, R6))
+			b.Emit(ir.Instruction{Op: ir.OpLdImm64, Dst: R2, Src: ir.PseudoFunc}, ir.Instruction{})
+			b.refs = append(b.refs, ref{at: b.Len() - 2, label: "cb", imm: true})
+			b.Emit(MovX64(R3, R10), AluK(ALU64, ir.ALUAdd, R3, -8), Mov64(R4, 0)).Call(helperLoop)
+			b.Emit(Ldx(DW, R1, R10, -8), AluX(ALU64, ir.ALUAdd, R0, R1)).Exit()
+			// long cb(u64 index, void *ctx): *(u64 *)ctx += index; return 0
+			b.Label("cb").Emit(Atomic(DW, R2, R1, 0, ir.AtomicAdd), Mov64(R0, 0)).Exit()
 		},
 	})
 	add(Entry{

@@ -10,10 +10,7 @@ import (
 // TestGoldenRuns: every pure program's golden holds its four test runs, on
 // the inputs Inputs gives; other programs hold none.
 func TestGoldenRuns(t *testing.T) {
-	caps, err := kernel.ReadCaptures(goldenDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caps := readGoldens(t)
 	byName := map[string]*kernel.Capture{}
 	for _, c := range caps {
 		byName[c.Name] = c
