@@ -26,6 +26,12 @@ type LoadOptions struct {
 	// Target is the backend target; nil uses amd64.Host(). CallBase,
 	// YieldCheck/YieldAddr and the arena bases are set by Load.
 	Target *amd64.Target
+	// NoYieldCheck leaves out the budget check before backward jumps: the
+	// program then cannot be stopped by its context or budget and holds up
+	// the garbage collector while it loops. For programs known to be short
+	// (the check costs about one store-forwarded memory decrement per
+	// back-edge).
+	NoYieldCheck bool
 	// Xlated: the program is a kernel xlated dump (or was written with the
 	// kernel-internal forms: PROBE_MEM32, BPF_REG_AX, ...); it is validated
 	// as such and the pipeline runs with FromXlated.
@@ -132,7 +138,7 @@ func Load(p *ir.Program, opts *LoadOptions) (*Program, error) {
 		t = *o.Target
 	}
 	t.CallBase = base
-	t.YieldCheck, t.YieldAddr = true, yield
+	t.YieldCheck, t.YieldAddr = !o.NoYieldCheck, yield
 	t.IndirectThunkRCX, t.ReturnThunk = 0, 0
 	if o.Arena != nil {
 		t.KernVMStart, t.UserVMStart = o.Arena.KernVMStart(), o.Arena.UserVMStart()
