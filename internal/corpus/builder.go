@@ -9,6 +9,11 @@
 // passed to the kernel in fd_array), so the encoded program never depends
 // on file descriptors; kfuncs are named in the aux data and resolved to BTF
 // ids by the loader.
+//
+// Pure programs (Entry.Pure: syscall programs over their context only) are
+// also run in the kernel on Entry.Inputs when captured; the goldens keep the
+// results (kernel.Capture.Runs) for differential tests of the interpreter
+// and the vm.
 package corpus
 
 import (
