@@ -118,7 +118,7 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 		case ir.SymMap:
 			m, ok := maps[a.Symbol]
 			if !ok {
-				ms := op.Spec.Maps[a.Symbol]
+				ms := op.Maps[a.Symbol]
 				if ms == nil {
 					c.Error = "no map " + a.Symbol
 					return c
@@ -135,6 +135,35 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 				}
 			}
 			p.Insns[i].Imm = int32(m.FD())
+		case ir.SymArena:
+			// libbpf: the arena map's value, at the end of the arena.
+			var am *ebpf.Map
+			var ams *ebpf.MapSpec
+			for name, ms := range op.Maps {
+				if ms.Type == ebpf.Arena {
+					ams = ms
+					if m, ok := maps[name]; ok {
+						am = m
+					} else {
+						m, err := ebpf.NewMap(ms)
+						if err != nil {
+							c.Error = fmt.Sprintf("map %s: %v", name, err)
+							return c
+						}
+						maps[name] = m
+						am = m
+					}
+					c.UserVMStart = ms.MapExtra
+				}
+			}
+			if am == nil {
+				c.Error = "arena global without an arena map"
+				return c
+			}
+			dataOff := int(ams.MaxEntries)*4096 - (op.ArenaGlobals+4095)&^4095
+			p.Insns[i].Imm = int32(am.FD())
+			p.Insns[i+1].Imm += int32(dataOff)
+			c.Addrs[a.Symbol] = ams.MapExtra + uint64(dataOff)
 		case ir.SymKfunc:
 			var fn *btf.Func
 			if err := kspec.TypeByName(a.Symbol, &fn); err != nil {
@@ -151,7 +180,7 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 		}
 	}
 	extra := &loadExtra{}
-	if op.Spec.Types != nil && len(op.FuncInfo) > 0 {
+	if len(op.FuncInfo) > 0 {
 		b, err := btf.NewBuilder(nil, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -232,9 +261,12 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 	}
 	k := 0
 	for i := range p.Insns {
-		if p.Aux[i].SymbolKind == ir.SymMap && k < len(other) {
+		switch {
+		case p.Aux[i].SymbolKind == ir.SymMap && k < len(other):
 			c.Addrs[p.Aux[i].Symbol] = other[k]
 			k++
+		case p.Aux[i].SymbolKind == ir.SymArena:
+			k++ // a movabs of the user address
 		}
 	}
 	return c

@@ -84,9 +84,8 @@ func TestCompileFromXlatedMatchesKernel(t *testing.T) {
 		orig := cp.op.Prog
 		if orig.Len() == x.Len() {
 			for i := 0; i < x.Len(); i++ {
-				if x.Insns[i].IsLdImm64() && (x.Insns[i].Src == 1 || x.Insns[i].Src == 2) {
-					ld := ir.LdImm64(x.Insns[i].Dst, cp.c.Addrs[orig.Aux[i].Symbol])
-					x.Insns[i], x.Insns[i+1] = ld[0], ld[1]
+				if x.Insns[i].IsLdImm64() {
+					resolveXlatedLd(x, i, orig.Aux[i], cp.c)
 				}
 			}
 		} else {

@@ -52,12 +52,10 @@ func TestPipelineMatchesXlated(t *testing.T) {
 		}
 		bad := 0
 		for i := 0; i < x.Len(); i++ {
-			want := x.Insns[i]
-			if want.IsLdImm64() && (want.Src == ir.PseudoMapFD || want.Src == ir.PseudoMapValue) {
-				ld := ir.LdImm64(want.Dst, cp.c.Addrs[p.Aux[i].Symbol]+uint64(uint32(x.Insns[i+1].Imm))*uint64(want.Src-1))
-				want = ld[0]
-				x.Insns[i+1] = ld[1]
+			if x.Insns[i].IsLdImm64() {
+				resolveXlatedLd(x, i, p.Aux[i], cp.c)
 			}
+			want := x.Insns[i]
 			if got.Insns[i] != want {
 				bad++
 				if bad < 5 {
@@ -70,4 +68,26 @@ func TestPipelineMatchesXlated(t *testing.T) {
 		}
 	}
 	t.Logf("%d programs identical to the kernel's xlated program", n)
+}
+
+// resolveXlatedLd turns the map ld_imm64 at i of a kernel xlated dump (map
+// ID and value offset) into the plain ld_imm64 of the address the JIT
+// embedded, given the symbol the original instruction carried.
+func resolveXlatedLd(x *ir.Program, i int, a ir.Aux, c *arenaCapture) {
+	ins := x.Insns[i]
+	var addr uint64
+	switch {
+	case ins.Src == ir.PseudoMapFD:
+		addr = c.Addrs[a.Symbol]
+	case ins.Src == ir.PseudoMapValue && a.SymbolKind == ir.SymArena:
+		// The arena's value address is user_vm_start; the offset
+		// includes libbpf's placement of the globals.
+		addr = c.UserVMStart + uint64(uint32(x.Insns[i+1].Imm))
+	case ins.Src == ir.PseudoMapValue:
+		addr = c.Addrs[a.Symbol] + uint64(uint32(x.Insns[i+1].Imm))
+	default:
+		return
+	}
+	ld := ir.LdImm64(ins.Dst, addr)
+	x.Insns[i], x.Insns[i+1] = ld[0], ld[1]
 }

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfc/bpfc/ir"
+	irelf "github.com/bpfc/bpfc/ir/elf"
 )
 
 // objProg is one program of an object: the flattened instructions with
@@ -29,7 +30,10 @@ type objProg struct {
 	Name     string
 	Prog     *ir.Program
 	FuncInfo []funcInfo // slot -> BTF func
-	Spec     *ebpf.CollectionSpec
+	// Maps are the object's maps by the names the aux symbols use.
+	Maps map[string]*ebpf.MapSpec
+	// ArenaGlobals is the size of the .addr_space.1 section (0: none).
+	ArenaGlobals int
 }
 
 type funcInfo struct {
@@ -41,7 +45,8 @@ type funcInfo struct {
 func readObject(path string) ([]*objProg, error) {
 	spec, err := ebpf.LoadCollectionSpec(path)
 	if err != nil {
-		return nil, err
+		// cilium/ebpf refuses arena globals: read those through ir/elf.
+		return readObjectIRElf(path)
 	}
 	names := make([]string, 0, len(spec.Programs))
 	for n := range spec.Programs {
@@ -55,7 +60,7 @@ func readObject(path string) ([]*objProg, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", n, err)
 		}
-		op.Spec = spec
+		op.Maps = spec.Maps
 		out = append(out, op)
 	}
 	return out, nil
@@ -281,3 +286,39 @@ func argArenaOf(fn *btf.Func) ir.RegSet {
 }
 
 func closeFD(fd int) { unix.Close(fd) }
+
+// readObjectIRElf reads an object with the project's loader (ir/elf), for
+// what cilium/ebpf cannot read (arena globals).
+func readObjectIRElf(path string) ([]*objProg, error) {
+	obj, err := irelf.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	maps := map[string]*ebpf.MapSpec{}
+	for _, m := range obj.Maps {
+		maps[m.Name] = &ebpf.MapSpec{Name: m.Name, Type: m.Type, KeySize: m.KeySize, ValueSize: m.ValueSize,
+			MaxEntries: m.MaxEntries, Flags: m.Flags, MapExtra: m.MapExtra}
+	}
+	var out []*objProg
+	for _, pr := range obj.Programs {
+		op := &objProg{Name: pr.Name, Prog: pr.Prog.Clone(), Maps: maps}
+		if obj.Arena != nil {
+			op.ArenaGlobals = obj.Arena.Size
+		}
+		starts := make([]int, 0, len(pr.Funcs))
+		for s := range pr.Funcs {
+			starts = append(starts, s)
+		}
+		sort.Ints(starts)
+		for _, s := range starts {
+			var fn *btf.Func
+			if obj.BTF == nil || obj.BTF.TypeByName(pr.Funcs[s], &fn) != nil {
+				return nil, fmt.Errorf("%s: no BTF for function %s", path, pr.Funcs[s])
+			}
+			op.FuncInfo = append(op.FuncInfo, funcInfo{Slot: s, Func: fn})
+		}
+		out = append(out, op)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}

@@ -26,12 +26,18 @@ typedef long long s64;
 #define NUMA_NO_NODE (-1)
 #define PAGE_SIZE 4096
 
-/* Every program has one arena of 64 pages at user address 4 GiB. */
+/* Every program has one arena of 64 pages at user address 4 GiB (or 1 GiB
+ * with ARENA_EXTRA_UINT, which writes map_extra as an array size rather than
+ * libbpf's enum form, for loaders that only read the array form). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARENA);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 64);
+#ifdef ARENA_EXTRA_UINT
+	__uint(map_extra, 0x40000000);
+#else
 	__ulong(map_extra, 0x100000000ULL);
+#endif
 } arena SEC(".maps");
 
 void __arena *bpf_arena_alloc_pages(void *map, void __arena *addr, u32 page_cnt, int node_id,
