@@ -6,31 +6,46 @@
 //
 // Prepare validates a program (ir.Validate with the kernel-internal forms
 // accepted) and pre-decodes it into a flat array of 16-byte instructions
-// whose immediates are already extended the way the opcode needs them, whose
-// jump targets are absolute, whose ld_imm64 pseudo forms (maps, map values,
-// arena globals, functions) are resolved through Options, and whose helper
-// and kfunc calls point at Go functions of a helpers.Registry. Run then
-// executes this array in one loop with a switch on the opcode byte (a jump
-// table) over a local register file; it allocates nothing per instruction.
+// whose immediates are already sign-extended, whose bpf-to-bpf call targets
+// are absolute, whose ld_imm64 pseudo forms (maps, map values, arena
+// globals, functions) are resolved through Options, and whose helper and
+// kfunc calls point at Go functions of a helpers.Registry. Run then executes
+// this array in one loop with a switch on the opcode byte (a jump table)
+// over a 256-entry register file indexed by the raw register fields (no
+// masks, no bounds checks), with inline fast paths for the stack and the
+// memory buffer; it allocates nothing per instruction. Machines (register
+// file, stack, frames) are pooled between runs.
 //
 // Memory is real process memory: r10 points into a Go-allocated stack of
 // MaxCallDepth frames of StackSize bytes (each bpf-to-bpf call gets its own
-// frame), r1/r2 point at the run's memory buffer (the conformance suite's
-// "mem"), and further regions (context, map values) can be supplied. Every
-// access is checked against these regions and the arena; an access outside
-// all of them stops the run with an *Error naming the instruction, never a
-// Go fault. Arena accesses follow the kernel's exception-table semantics:
-// PROBE_MEM32 loads (and, in programs the arena pass did not convert, loads
-// through 32-bit arena pointers produced by addr_space_cast) of an
-// unallocated page give 0 and stores there are skipped; atomics there leave
-// every register unchanged.
+// frame; a function can reach its own and its callers' frames, never the
+// free ones below), r1/r2 point at the run's memory buffer (the conformance
+// suite's "mem"), and further regions (context, map values, supplied
+// buffers) can be given. Every access is checked against these regions and
+// the arena; an access outside all of them stops the run with an *Error
+// naming the instruction, never a Go fault. Arena accesses follow the
+// kernel's exception-table semantics: PROBE_MEM32 loads of an unallocated
+// page give 0 and stores there are skipped, atomics there leave every
+// register unchanged. With an arena, plain loads and stores through 32-bit
+// arena pointers (clang's unconverted output, or a kernel xlated dump, which
+// shows PROBE_MEM32 as MEM) and through user-view addresses get the same
+// semantics. A page freed by another goroutine under a running program
+// becomes an error, not a crash.
 //
 // bpf-to-bpf calls save r6..r9 and r10 in a frame record and restore them
 // on exit (the kernel's callee-saved convention); the depth limit is 8 frames
 // as in the kernel. Tail calls replace the current frame's program with one
 // from Options.TailCalls (at most 33 in a chain). Helper 5 of the
 // conformance helper set ("unwind") can stop a program early. An
-// instruction budget and a context.Context bound a run.
+// instruction budget and a context.Context bound a run; both, and the
+// optional per-instruction Step hook, are served by the one countdown the
+// loop keeps anyway to count instructions.
+//
+// Maps (array and hash, helpers.Map) and an object's data sections come
+// from ObjectMaps; helpers reach the run's memory, maps and arena through a
+// helpers.Context. Package progen generates random verifier-friendly
+// programs; the tests compare the interpreter with the live kernel on them,
+// on the testdata/arena programs and on the conformance suite.
 package interp
 
 import (
@@ -247,7 +262,6 @@ func Prepare(p *ir.Program, opts Options) (*Program, error) {
 	errAt := func(i int, format string, args ...any) error {
 		return &Error{Program: p.Name, Index: i, Reason: fmt.Sprintf(format, args...)}
 	}
-	hasProbe32, hasCast := false, false
 	for i := 0; i < len(p.Insns); i++ {
 		in := p.Insns[i]
 		d := insn{op: in.Op, dst: uint8(in.Dst), src: uint8(in.Src), off: in.Off, k: uint64(int64(in.Imm))}
@@ -260,14 +274,10 @@ func Prepare(p *ir.Program, opts Options) (*Program, error) {
 			}
 			d.k = v
 			q.code[i+1] = insn{op: opNop}
-			if p.Aux[i].SymbolKind == ir.SymArena {
-				hasCast = true
-			}
 			q.code[i] = d
 			i++
 			continue
 		case in.IsAddrSpaceCast():
-			hasCast = true
 			if in.Imm == ir.CastToUser {
 				d.op = opCastUser
 			} else {
@@ -309,25 +319,15 @@ func Prepare(p *ir.Program, opts Options) (*Program, error) {
 		case cls == ir.ClassJMP && in.JumpOp() == ir.JumpJA && in.Source() == ir.SourceX:
 			d.op = opGotox
 		}
-		if cls.IsLoadStore() && (in.Mode() == ir.ModeProbeMem32 || (cls == ir.ClassLDX && in.Mode() == ir.ModeProbeMem32SX) || (cls == ir.ClassSTX && in.Mode() == ir.ModeProbeAtomic)) {
-			hasProbe32 = true
-		}
 		q.code[i] = d
-	}
-	if p.UsesArena {
-		hasProbe32 = true
-	}
-	if (hasProbe32 || hasCast) && opts.Arena == nil {
-		// Still runnable: every arena access faults (reads 0).
-		q.layout = arena.Layout{}
 	}
 	// With an arena, plain accesses through 32-bit arena pointers take arena
 	// semantics too: in clang's output (not converted) and in the kernel's
 	// xlated dumps (which show PROBE_MEM32 as MEM but keep PROBE_ATOMIC)
 	// that is what the verifier makes of them. Nothing else lives at
-	// addresses below 4 GiB + 32 KiB here.
+	// addresses below 4 GiB + 32 KiB here. Without an arena every arena
+	// access faults (loads read 0).
 	q.arenaOps = opts.Arena != nil
-	_, _ = hasCast, hasProbe32
 	return q, nil
 }
 
