@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/bpfc/bpfc/ir"
 )
 
@@ -202,4 +204,31 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+func TestLiveExistingMapFD(t *testing.T) {
+	needKernel(t)
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Put(uint32(0), uint64(0x1234)); err != nil {
+		t.Fatal(err)
+	}
+	// r0 = *(u64 *)(&map[1].value[0]) where map 1 is the caller's fd.
+	p := ir.NewProgram("fdarr", []ir.Instruction{
+		{Op: ir.OpLdImm64, Dst: ir.R1, Src: ir.PseudoMapIdxValue, Imm: 1}, {Imm: 0},
+		insn(0x79, ir.R0, ir.R1, 0, 0),
+		insn(0x95, 0, 0, 0, 0),
+	})
+	l, err := Load(&Spec{Name: "fdarr", Type: Syscall, Program: p, Maps: []MapDef{{Type: MapArray, KeySize: 4, ValueSize: 8, MaxEntries: 1}}, MapFDs: []int{m.FD()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	res, err := l.TestRun(RunOptions{Ctx: make([]byte, 8)})
+	if err != nil || res.Retval != 0x1234 {
+		t.Errorf("retval %#x, %v; want 0x1234", res.Retval, err)
+	}
 }

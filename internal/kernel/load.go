@@ -84,6 +84,9 @@ type Spec struct {
 	// resolved by name to the kernel's BTF id at load time.
 	Program *ir.Program
 	Maps    []MapDef
+	// MapFDs are maps the caller already has; they follow the maps created
+	// from Maps in fd_array (index len(Maps)+k). The caller keeps them open.
+	MapFDs []int
 	// NoLineInfo loads without BTF line info (by default every instruction
 	// gets one record, which yields the exact BPF->x86 offset map).
 	NoLineInfo bool
@@ -193,9 +196,12 @@ func Load(spec *Spec) (*Loaded, error) {
 	p := &ir.Program{Insns: insns}
 	code := ir.Encode(p)
 
-	fds := make([]int32, len(l.Maps))
-	for i, m := range l.Maps {
-		fds[i] = int32(m.FD())
+	fds := make([]int32, 0, len(l.Maps)+len(spec.MapFDs))
+	for _, m := range l.Maps {
+		fds = append(fds, int32(m.FD()))
+	}
+	for _, fd := range spec.MapFDs {
+		fds = append(fds, int32(fd))
 	}
 	license := spec.License
 	if license == "" {
