@@ -310,6 +310,11 @@ func Compile(in *Input, o Options) (*Result, error) {
 	if in.Kind == KindELF {
 		errName = in.Name
 	}
+	if in.ElfProg != nil && len(in.ElfProg.CORE) > 0 {
+		ctx.Logger.Warn("CO-RE relocations are not applied: the instructions keep clang's local offsets",
+			zap.Int("count", len(in.ElfProg.CORE)), zap.Int("first_instruction", in.ElfProg.CORE[0].Index),
+			zap.String("first", in.ElfProg.CORE[0].What))
+	}
 	pres, err := pl.Run(p, ctx)
 	if err != nil {
 		return nil, &Error{File: in.File, Program: errName, Err: withSourceLine(err, p)}

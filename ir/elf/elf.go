@@ -93,6 +93,17 @@ type Program struct {
 	// Funcs names the functions of Prog by their first slot: 0 is the
 	// program itself, the others are the linked callees.
 	Funcs map[int]string
+	// CORE lists the CO-RE relocations of the program's instructions
+	// (.BTF.ext core_relo), which need the target kernel's BTF: bpfc does
+	// not apply them, the instructions keep clang's local offsets.
+	CORE []CORERelo
+}
+
+// CORERelo is one CO-RE relocation: the instruction (program slot) and
+// cilium's description of what it relocates.
+type CORERelo struct {
+	Index int
+	What  string
 }
 
 // Map is a map the object defines, or an internal map for a data section.
@@ -231,6 +242,7 @@ type secInfo struct {
 	insns  []ir.Instruction
 	relocs map[int]reloc // by slot
 	lines  map[int]*ir.SourceLine
+	core   map[int]string // CO-RE relocations by slot
 	funcs  []*function // sorted by start
 }
 
@@ -333,7 +345,7 @@ func (l *loader) readExecSections() error {
 		if len(data)%ir.InsnSize != 0 {
 			return fmt.Errorf("section %s: size %d is not a multiple of 8", sec.Name, len(data))
 		}
-		si := &secInfo{sec: sec, relocs: map[int]reloc{}, lines: map[int]*ir.SourceLine{}}
+		si := &secInfo{sec: sec, relocs: map[int]reloc{}, lines: map[int]*ir.SourceLine{}, core: map[int]string{}}
 		si.insns = make([]ir.Instruction, len(data)/ir.InsnSize)
 		for k := range si.insns {
 			b := data[k*ir.InsnSize:]
@@ -415,7 +427,14 @@ func (l *loader) readExecSections() error {
 	// Line info.
 	if l.ext != nil {
 		for _, si := range l.execs {
-			_, lines, _ := l.ext.Section(si.sec.Name)
+			_, lines, core := l.ext.Section(si.sec.Name)
+			for _, c := range core {
+				k := int(c.Offset)
+				if k < 0 || k >= len(si.insns) {
+					return fmt.Errorf("corrupt BTF: section %s: CO-RE relocation for instruction %d outside the section", si.sec.Name, k)
+				}
+				si.core[k] = c.Relo.String()
+			}
 			for _, lo := range lines {
 				k := int(lo.Offset)
 				if k < 0 || k >= len(si.insns) {
@@ -464,6 +483,7 @@ type linker struct {
 	l      *loader
 	insns  []ir.Instruction
 	aux    []ir.Aux
+	core   []CORERelo
 	placed map[*function]int // output slot of each placed function
 	funcs  map[int]string
 }
@@ -477,7 +497,7 @@ func (l *loader) link(main *function) (*Program, error) {
 	if err := ir.Validate(prog, ir.DecodeOptions{}); err != nil {
 		return nil, err
 	}
-	p := &Program{Name: main.name, Section: l.secName(main.sec), Prog: prog, Funcs: k.funcs}
+	p := &Program{Name: main.name, Section: l.secName(main.sec), Prog: prog, Funcs: k.funcs, CORE: k.core}
 	p.Type, p.AttachType = l.progType(main.name, p.Section)
 	return p, nil
 }
@@ -495,6 +515,9 @@ func (k *linker) place(fn *function) error {
 	for s := fn.start; s < fn.end; s++ {
 		k.insns = append(k.insns, si.insns[s])
 		k.aux = append(k.aux, ir.Aux{OrigIndex: int32(base + s - fn.start), Line: si.lines[s]})
+		if c, ok := si.core[s]; ok {
+			k.core = append(k.core, CORERelo{Index: base + s - fn.start, What: c})
+		}
 	}
 	global, argArena := k.l.funcLinkage(fn)
 	k.aux[base].GlobalFunc = global && base > 0

@@ -537,3 +537,17 @@ func minimalBTF() []byte {
 	b.WriteByte(0)
 	return b.Bytes()
 }
+
+func TestCORE(t *testing.T) {
+	p := load(t, "core.o").Program("core_read")
+	require.NotNil(t, p)
+	require.Len(t, p.CORE, 1)
+	require.Equal(t, 0, p.CORE[0].Index)
+	require.Contains(t, p.CORE[0].What, "task_like")
+	require.Equal(t, int16(4), p.Prog.Insns[0].Off, "clang's local offset of tgid")
+	for _, name := range []string{"calls.o", "maps.o", "alu.o"} {
+		for _, q := range load(t, name).Programs {
+			require.Empty(t, q.CORE, "%s %s", name, q.Name)
+		}
+	}
+}
