@@ -243,7 +243,7 @@ type secInfo struct {
 	relocs map[int]reloc // by slot
 	lines  map[int]*ir.SourceLine
 	core   map[int]string // CO-RE relocations by slot
-	funcs  []*function // sorted by start
+	funcs  []*function    // sorted by start
 }
 
 type reloc struct {
