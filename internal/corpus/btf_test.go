@@ -4,11 +4,16 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/bpfc/bpfc/internal/kernel"
 )
 
 // TestTaskStructOffsets checks the hard-coded task_struct offsets against
 // this machine's kernel BTF (skipped where it is not readable).
 func TestTaskStructOffsets(t *testing.T) {
+	if c, err := kernel.ReadCapture(goldenDir + "/probe_mem_sizes.json"); err != nil || c.Kernel != kernel.Release() {
+		t.Skipf("the probe_mem goldens are not from this kernel (%s)", kernel.Release())
+	}
 	s, err := btf.LoadKernelSpec()
 	if err != nil {
 		t.Skipf("kernel BTF: %v", err)

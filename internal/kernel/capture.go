@@ -196,6 +196,9 @@ func CaptureSpec(spec *Spec, note string) (*Capture, error) {
 	return CaptureLoaded(l, note)
 }
 
+// Release is the running kernel's release (uname -r); captures record it.
+func Release() string { return kernelRelease() }
+
 func kernelRelease() string {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
