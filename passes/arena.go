@@ -74,13 +74,14 @@ const (
 	kArena
 	kOther
 	kSub32 // FromXlated: defined by a 32-bit ALU instruction
+	kBTF   // maybe a pointer to a kernel object (kfunc or BTF helper result)
 
-	kPointers = kStack | kCtx | kMap | kArena | kOther
+	kPointers = kStack | kCtx | kMap | kArena | kOther | kBTF
 )
 
 func (k kind) String() string {
 	var s []string
-	for i, n := range []string{"scalar", "stack", "ctx", "map", "arena", "other", "sub32"} {
+	for i, n := range []string{"scalar", "stack", "ctx", "map", "arena", "other", "sub32", "btf"} {
 		if k&(1<<i) != 0 {
 			s = append(s, n)
 		}
@@ -292,6 +293,8 @@ func toProbe(i int, ins *ir.Instruction) error {
 
 func ptrTypeOf(k kind) ir.PtrType {
 	switch {
+	case k&kBTF != 0:
+		return ir.PtrBTF
 	case k&kStack != 0 && k&kPointers == kStack:
 		return ir.PtrStack
 	case k&kCtx != 0 && k&kPointers == kCtx:
@@ -660,7 +663,7 @@ func (a *analyzer) step(k, i int, st *astate) (bool, error) {
 			for r := ir.R0; r <= ir.R5; r++ {
 				st.r[r] = uninit
 			}
-			st.r[ir.R0] = scalar
+			st.r[ir.R0] = callResult(ins, a.p.Aux[i])
 		}
 	}
 	return false, nil
@@ -677,4 +680,28 @@ func atomicDef(ins ir.Instruction) (ir.Register, bool) {
 		return ins.Src, true
 	}
 	return 0, false
+}
+
+// callResult is what R0 holds after a helper or kfunc call: arena kfuncs
+// return user addresses (scalars until cast); another kfunc may return a
+// pointer to a kernel object, as may bpf_get_current_task_btf; map lookups
+// return map values and ringbuf reservations memory; the rest scalars.
+func callResult(ins ir.Instruction, a ir.Aux) aval {
+	switch {
+	case ins.IsKfuncCall():
+		if strings.HasPrefix(a.Symbol, "bpf_arena_") {
+			return scalar
+		}
+		return aval{k: kScalar | kBTF}
+	case ins.IsHelperCall():
+		switch ins.Imm {
+		case 1, 195: // map_lookup_elem, map_lookup_percpu_elem
+			return aval{k: kScalar | kMap}
+		case 131: // ringbuf_reserve
+			return aval{k: kScalar | kOther}
+		case 158: // get_current_task_btf
+			return aval{k: kBTF}
+		}
+	}
+	return scalar
 }

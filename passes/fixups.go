@@ -40,7 +40,8 @@ func HelperSymbol(id int32) string { return fmt.Sprintf("helper#%d", id) }
 //     initialisation (BPF_MAX_TIMED_LOOPS, 0).
 //
 // What only the kernel knows is an error naming the instruction, never a
-// guess: context field conversions (unless Options.CtxIsMemory says the
+// guess: accesses through pointers to kernel objects (PROBE_MEM), context
+// field conversions (unless Options.CtxIsMemory says the
 // program type passes its context through, as syscall programs do),
 // LD_ABS/LD_IND, tail calls (direct or indirect depends on the verifier's
 // key tracking), helpers the kernel inlines or
@@ -131,6 +132,8 @@ func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 			return &ir.Error{Index: i, Reason: "LD_ABS/LD_IND: the kernel rewrites legacy packet loads per program type (out of scope)"}
 		case (ins.Class() == ir.ClassLDX || ins.Class() == ir.ClassST || ins.Class() == ir.ClassSTX) && a.PtrType == ir.PtrCtx && !f.Options.CtxIsMemory:
 			return &ir.Error{Index: i, Reason: "context access: the kernel converts context fields per program type (out of scope; set CtxIsMemory for program types that pass the context through)"}
+		case (ins.Class() == ir.ClassLDX || ins.Class() == ir.ClassST || ins.Class() == ir.ClassSTX) && a.PtrType == ir.PtrBTF:
+			return &ir.Error{Index: i, Reason: "access through what may be a pointer to a kernel object (a kfunc or BTF helper result): the kernel turns such loads into checked PROBE_MEM loads (out of scope)"}
 		case ins.Op == ir.OpMayGoto:
 			ed, err := f.mayGoto(p, i, ctx)
 			if err != nil {

@@ -3,6 +3,8 @@ package passes
 import (
 	"errors"
 	"fmt"
+
+	"github.com/cilium/ebpf"
 	"math/rand"
 	"strings"
 	"testing"
@@ -73,6 +75,7 @@ exit`)
 	for i := range p.Aux {
 		p.Aux[i].OrigIndex = int32(i) // as loaded
 	}
+	p0 := p.Clone()
 	pl := Default(Options{})
 	pl.DumpAfter = []string{"all"}
 	res, err := pl.Run(p, &pipeline.Context{})
@@ -108,6 +111,10 @@ exit`)
 	}
 	if !found {
 		t.Errorf("no PROBE_MEM32 store after arena")
+	}
+	// The printed form changes too (the dump shows the PROBE_MEM32 store).
+	if before, after := p0.Format(4), arena.Program.Format(4); before == after {
+		t.Errorf("store prints the same before and after arena: %q", after)
 	}
 	if fixups.Program.Len() != arena.Program.Len()+3 {
 		t.Errorf("fixups: %d -> %d instructions, want the 4-instruction div guard", arena.Program.Len(), fixups.Program.Len())
@@ -358,6 +365,12 @@ func TestFixupsErrors(t *testing.T) {
 		}, nil, Options{}, `instruction 0: no address for map "m"`},
 		{"ld-abs", "mov %r6, %r1\nmov %r0, 0\nexit", func(p *ir.Program) { p.Insns[1] = ir.Instruction{Op: 0x20, Imm: 4} }, nil, Options{}, "instruction 1: LD_ABS"},
 		{"ctx", "ldxw %r0, [%r1+0]\nexit", func(p *ir.Program) { p.Aux[0].PtrType = ir.PtrCtx }, nil, Options{}, "instruction 0: context access"},
+		{"btf-pointer", "call 158\nldxdw %r0, [%r0+16]\nexit", func(p *ir.Program) { (Arena{}).Run(p, nil) }, nil, Options{}, "instruction 1: access through what may be a pointer to a kernel object"},
+		{"kfunc-pointer", "call 7\nldxdw %r0, [%r0+16]\nexit", func(p *ir.Program) {
+			p.Insns[0].Src = ir.CallKfunc
+			p.Aux[0].Symbol, p.Aux[0].SymbolKind = "bpf_task_acquire", ir.SymKfunc
+			(Arena{}).Run(p, nil)
+		}, nil, Options{}, "instruction 1: access through what may be a pointer to a kernel object"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -465,5 +478,22 @@ func TestForceZext(t *testing.T) {
 				t.Errorf("%s: %d (%s) marked but not followed by a zext", c.name, i, p.Format(i))
 			}
 		}
+	}
+}
+
+func TestOptionsFor(t *testing.T) {
+	if !OptionsFor(ebpf.Syscall).CtxIsMemory || OptionsFor(ebpf.XDP).CtxIsMemory || OptionsFor(ebpf.SchedCLS).CtxIsMemory {
+		t.Error("OptionsFor: syscall context is memory, XDP and tc are not")
+	}
+}
+
+// TestMapValuePointer: a map lookup's result is a map value (plain MEM).
+func TestMapValuePointer(t *testing.T) {
+	p := assemble(t, "call 1\njeq %r0, 0, +1\nldxdw %r0, [%r0+8]\nexit")
+	if err := (Arena{}).Run(p, nil); err != nil {
+		t.Fatal(err)
+	}
+	if p.Aux[2].PtrType != ir.PtrMapValue || p.Insns[2].Mode() != ir.ModeMEM {
+		t.Errorf("load through a map value: %v, mode %#x", p.Aux[2].PtrType, uint8(p.Insns[2].Mode()))
 	}
 }

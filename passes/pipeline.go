@@ -1,6 +1,8 @@
 package passes
 
 import (
+	"github.com/cilium/ebpf"
+
 	"github.com/bpfc/bpfc/pipeline"
 )
 
@@ -48,3 +50,16 @@ func JIT() *pipeline.Pipeline { return build(JITOrder, Options{}) }
 
 // FromXlated is JIT.
 func FromXlated() *pipeline.Pipeline { return JIT() }
+
+// OptionsFor returns the options for a program type: CtxIsMemory for the
+// types whose context the verifier passes through unchanged (syscall,
+// kprobe, tracepoint and raw tracepoint programs: no convert_ctx_access);
+// for the others context accesses are an error (their field conversions
+// are the kernel's).
+func OptionsFor(t ebpf.ProgramType) Options {
+	switch t {
+	case ebpf.Syscall, ebpf.Kprobe, ebpf.TracePoint, ebpf.RawTracepoint, ebpf.RawTracepointWritable:
+		return Options{CtxIsMemory: true}
+	}
+	return Options{}
+}
