@@ -1,6 +1,11 @@
 package passes
 
 import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -83,4 +88,69 @@ func TestStackDepthRegUsageKernel(t *testing.T) {
 		}
 	}
 	t.Logf("%d functions agree with the kernel", checked)
+}
+
+// TestStackDepthArenaObjects checks stackdepth and regusage on the
+// clang-built arena programs of testdata/arena (xlated + jited captures).
+func TestStackDepthArenaObjects(t *testing.T) {
+	paths, _ := filepath.Glob("../testdata/arena/*.json")
+	if len(paths) == 0 {
+		t.Skip("no testdata/arena captures")
+	}
+	checked := 0
+	for _, path := range paths {
+		var c struct {
+			Xlated   string   `json:"xlated"`
+			Jited    string   `json:"jited"`
+			FuncLens []int    `json:"func_lens"`
+			Ksyms    []uint64 `json:"ksyms"`
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &c); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		xl, _ := hex.DecodeString(c.Xlated)
+		jit, _ := hex.DecodeString(c.Jited)
+		p, err := ir.DecodeWith(xl, ir.DecodeOptions{Xlated: true})
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		for i := range p.Insns { // the dump's bpf-to-bpf calls: offset in off
+			if ins := &p.Insns[i]; ins.IsPseudoCall() {
+				ins.Imm, ins.Off = int32(ins.Off), 0
+			}
+		}
+		ctx := &pipeline.Context{}
+		if err := (StackDepth{}).Run(p, ctx); err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		if err := (RegUsage{}).Run(p, ctx); err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		if len(p.Funcs) != len(c.FuncLens) {
+			t.Errorf("%s: %d functions, kernel %d", path, len(p.Funcs), len(c.FuncLens))
+			continue
+		}
+		off := 0
+		for k, f := range p.Funcs {
+			code := jit[off : off+c.FuncLens[k]]
+			off += c.FuncLens[k]
+			// nop5, nop3/xor, push rbp, mov rbp,rsp: 12 bytes; then sub rsp.
+			depth := 0
+			if len(code) > 19 && code[12] == 0x48 && code[13] == 0x81 && code[14] == 0xec {
+				depth = int(binary.LittleEndian.Uint32(code[15:]))
+			}
+			if got := int((f.StackDepth + 7) &^ 7); got != depth {
+				t.Errorf("%s: function %d: stack depth %d, kernel %d", path, k, got, depth)
+			}
+			checked++
+		}
+	}
+	t.Logf("%d functions agree with the kernel's sub rsp", checked)
 }
