@@ -50,6 +50,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sort"
 	"strings"
 
@@ -132,6 +133,8 @@ type Error struct {
 	File    string
 	Program string // "" when the problem is not in one program
 	Err     error  // an *ir.Error when the problem is one instruction
+	// Line is the C source line of that instruction, when known.
+	Line *ir.SourceLine
 }
 
 func (e *Error) Error() string {
@@ -143,6 +146,9 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Err.Error())
+	if e.Line != nil {
+		fmt.Fprintf(&b, " [%s:%d: %s]", path.Base(e.Line.File), e.Line.Line, strings.TrimSpace(e.Line.Text))
+	}
 	return b.String()
 }
 
@@ -465,9 +471,25 @@ func (l *loader) buildPrograms() error {
 		for _, fn := range si.funcs {
 			p, err := l.link(fn)
 			if err != nil {
-				return &Error{File: l.name, Program: fn.name, Err: err}
+				return &Error{File: l.name, Program: fn.name, Err: err, Line: l.lineOf(fn, err)}
 			}
 			l.obj.Programs = append(l.obj.Programs, p)
+		}
+	}
+	return nil
+}
+
+// lineOf returns the source line of the instruction err names, when it is
+// in the main function of the program (whose slots are the section's).
+func (l *loader) lineOf(fn *function, err error) *ir.SourceLine {
+	var ie *ir.Error
+	if !errors.As(err, &ie) || ie.Index < 0 || ie.Index >= fn.end-fn.start {
+		return nil
+	}
+	si := l.execs[fn.sec]
+	for s := fn.start + ie.Index; s >= fn.start; s-- {
+		if line := si.lines[s]; line != nil {
+			return line
 		}
 	}
 	return nil

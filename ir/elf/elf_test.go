@@ -551,3 +551,12 @@ func TestCORE(t *testing.T) {
 		}
 	}
 }
+
+func TestErrorSourceLine(t *testing.T) {
+	calls := filepath.Join(dir, "calls.o")
+	b := patch(t, calls, func(b []byte, f *elf.File) {
+		b[f.Section("syscall").Offset+8*4] = 0xff // slot 4: r2 = 3
+	})
+	_, err := LoadReader(bytes.NewReader(b), "calls.o", Options{})
+	require.EqualError(t, err, "calls.o: caller_two: instruction 4: unknown opcode 0xff [calls.c:47: v = mix(square_sum(5), 3);]")
+}
