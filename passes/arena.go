@@ -345,6 +345,17 @@ func analyzeArena(p *ir.Program, xl bool) (*arenaInfo, error) {
 			}
 		}
 	}
+	// Callbacks (functions whose address is taken) are entered by helpers
+	// with scalars or pointers the analysis does not model.
+	for k, isCB := range callbackFuncs(p, funcs) {
+		if isCB && !reached[k] {
+			reached[k] = true
+			st := &entry[k]
+			for r := ir.R1; r <= ir.R5; r++ {
+				st.r[r] = aval{k: kScalar | kOther}
+			}
+		}
+	}
 	a := &analyzer{p: p, funcs: funcs, info: info, entry: entry, ret: ret, reached: reached, xl: xl}
 	for changed := true; changed; {
 		changed = false

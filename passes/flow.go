@@ -48,6 +48,25 @@ func globalFunc(p *ir.Program, funcs []ir.Func, k int) bool {
 	return k == 0 || p.Aux[funcs[k].Start].GlobalFunc
 }
 
+// callbackFuncs reports the functions whose address the program takes
+// (ld_imm64 src=4: callbacks of bpf_loop, for_each_map_elem, timers...):
+// helpers call them, so the analyses treat them as entry points.
+func callbackFuncs(p *ir.Program, funcs []ir.Func) []bool {
+	cb := make([]bool, len(funcs))
+	for i := 0; i < len(p.Insns); i++ {
+		if p.Insns[i].IsPseudoFunc() {
+			t := p.Target(i)
+			if k := ir.FuncOf(funcs, t); k < len(funcs) && funcs[k].Start == t {
+				cb[k] = true
+			}
+		}
+		if p.Insns[i].IsLdImm64() {
+			i++
+		}
+	}
+	return cb
+}
+
 // calleeIndex returns the function index a bpf-to-bpf call at i targets.
 func calleeIndex(p *ir.Program, funcs []ir.Func, i int) (int, error) {
 	t := p.Target(i)

@@ -497,3 +497,59 @@ func TestMapValuePointer(t *testing.T) {
 		t.Errorf("load through a map value: %v, mode %#x", p.Aux[2].PtrType, uint8(p.Insns[2].Mode()))
 	}
 }
+
+// TestCallbackAnalysed: a callback function (address taken with ld_imm64
+// src=4, called by a helper) is analysed too: its arena accesses are found
+// and its R0 counts as read at exit.
+func TestCallbackAnalysed(t *testing.T) {
+	p := assemble(t, `
+mov %r1, 4
+lddw %r2, 0
+mov %r3, 0
+mov %r4, 0
+call 181
+exit
+cb:
+mov %r2, %r2
+stdw [%r2+0], 1
+mov32 %r0, 0
+exit`)
+	// r2 = &cb (ld_imm64 src=4), and a cast in the callback.
+	p.Insns[1].Src, p.Insns[1].Imm = ir.PseudoFunc, int32(7-2)
+	p.Insns[7] = castKern(ir.R2, ir.R2)
+	if err := ir.Validate(p, ir.DecodeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runPasses(t, p, nil, ZextMark{}, Arena{})
+	if p.Insns[8].Mode() != ir.ModeProbeMem32 {
+		t.Errorf("callback's arena store not converted: %s", p.Format(8))
+	}
+	if !p.Aux[9].ZextDst {
+		t.Errorf("callback's R0 not taken as read at exit")
+	}
+}
+
+// TestProbeAtomicCmpxchgZext: a 32-bit cmpxchg on arena memory whose R0 is
+// read as 64 bits gets the kernel's zero-extension after its PROBE_ATOMIC
+// form, even without ForceZext.
+func TestProbeAtomicCmpxchgZext(t *testing.T) {
+	p := assemble(t, `
+mov %r1, %r1
+mov32 %r0, 1
+mov32 %r2, 2
+lock cmpxchg32 [%r1+0], %r2
+mov %r3, %r0
+mov %r0, %r3
+exit`)
+	p.Insns[0] = castKern(ir.R1, ir.R1)
+	runPasses(t, p, &pipeline.Context{}, ZextMark{}, Arena{}, Fixups{}, Zext{})
+	if p.Insns[3].Mode() != ir.ModeProbeAtomic {
+		t.Fatalf("not PROBE_ATOMIC: %s", p.Format(3))
+	}
+	if !p.Insns[4].IsZextReg() || p.Insns[4].Dst != ir.R0 || p.Aux[4].OrigIndex != -1 {
+		t.Errorf("no zext of r0 after the cmpxchg: %s", p.Format(4))
+	}
+	if p.Len() != 8 {
+		t.Errorf("%d instructions, want 8 (one zext)", p.Len())
+	}
+}

@@ -292,12 +292,14 @@ func upperLiveness(p *ir.Program) ([]ir.RegSet, error) {
 			}
 		}
 	}
+	// Callbacks are called by helpers: their R0 is taken as read at exit.
+	cb := callbackFuncs(p, funcs)
 	var buf []int
 	for changed := true; changed; {
 		changed = false
 		for k := len(funcs) - 1; k >= 0; k-- {
 			f := funcs[k]
-			global := globalFunc(p, funcs, k)
+			global := globalFunc(p, funcs, k) || cb[k]
 			for again := true; again; {
 				again = false
 				for i := f.End - 1; i >= f.Start; i-- {
