@@ -121,6 +121,14 @@ func multiPrograms() []goldenProgram {
 		gps = append(gps, goldenProgram{name: "tailcall_chain", note: "tail_call_reachable of a caller on the verifier's walk stack",
 			prog: ir.NewProgram("tailcall_chain", insns), maps: []kernel.MapDef{{Type: kernel.MapProgArray, KeySize: 4, ValueSize: 4, MaxEntries: 4}}, typ: kernel.SocketFilter})
 	}
+	// A subprogram that needs padding (extra pass with padding on).
+	{
+		sub := chain("x", 16).Insns
+		insns := []ir.Instruction{callLocal(1), exit()}
+		insns = append(insns, sub...)
+		gps = append(gps, goldenProgram{name: "padding_sub", note: "a padded chain of jumps in a subprogram (jit_subprogs' extra pass)",
+			prog: ir.NewProgram("padding_sub", insns)})
+	}
 	// bpf_get_smp_processor_id, which the verifier inlines with a per-cpu
 	// address move (mov r0, r0; add r0, gs:[this_cpu_off]).
 	gps = append(gps, goldenProgram{name: "percpu", note: "inlined bpf_get_smp_processor_id: per-cpu address move",
