@@ -197,6 +197,42 @@ func callFamily() {
 		},
 	})
 	add(Entry{
+		Name: "tailcall_subprog_stack",
+		Type: kernel.SocketFilter,
+		Note: "tail-call-reachable functions with stack: calls reload the tail-call counter pointer from below the stack frame",
+		Maps: []kernel.MapDef{progArray},
+		Build: func(b *B) {
+			b.Emit(MovX64(R6, R1), St(DW, R10, -24, 5)).CallLocal("f")
+			b.Emit(Ldx(DW, R1, R10, -24), AluX(ALU64, ir.ALUAdd, R0, R1)).Exit()
+			b.Label("f").Emit(MovX64(R7, R1), St(DW, R10, -72, 1)).CallLocal("g")
+			b.Emit(Ldx(W32, R3, R7, 0))
+			b.Emit(LdMap(R2, 0)...)
+			b.Emit(MovX64(R1, R7)).Call(helperTailCall)
+			b.Emit(Ldx(DW, R0, R10, -72)).Exit()
+			b.Label("g").Emit(St(DW, R10, -8, 2), Ldx(DW, R0, R10, -8)).Exit()
+		},
+	})
+	// (Sleepable syscall programs may not tail call: a socket filter.)
+	for _, typ := range []kernel.ProgType{kernel.SocketFilter} {
+		add(Entry{
+			Name: "tailcall_arena",
+			Type: typ,
+			Note: "tail calls (direct and indirect) in an arena program: r12 is popped before the jump",
+			Maps: []kernel.MapDef{progArray, arenaMap},
+			Build: func(b *B) {
+				b.Emit(MovX64(R6, R1), Mov64(R8, 1))
+				b.Emit(LdMapValue(R7, 1, 0x1000)...)
+				b.Emit(CastKern(R7, R7), Stx(DW, R7, R8, 8))
+				b.Emit(LdMap(R2, 0)...)
+				b.Emit(Mov64(R3, 1)).Call(helperTailCall)
+				b.Emit(MovX64(R1, R6), Ldx(DW, R3, R7, 16))
+				b.Emit(LdMap(R2, 0)...)
+				b.Call(helperTailCall)
+				b.Emit(Ldx(DW, R0, R7, 8)).Exit()
+			},
+		})
+	}
+	add(Entry{
 		Name: "socket_filter_basic",
 		Type: kernel.SocketFilter,
 		Note: "socket filter reading skb fields (ctx accesses rewritten by the verifier)",
