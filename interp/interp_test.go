@@ -370,6 +370,9 @@ func TestTailCalls(t *testing.T) {
 }
 
 func TestMayGoto(t *testing.T) {
+	if raceEnabled {
+		t.Skip("runs 25M instructions: too slow under -race")
+	}
 	insns := []ir.Instruction{
 		{Op: 0xb7, Dst: ir.R0, Imm: 0},
 		{Op: ir.OpMayGoto, Off: 2}, // loop: may_goto out
