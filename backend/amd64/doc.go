@@ -77,6 +77,15 @@
 // as part of the jump's fixed prefix, so the layout accounts for it.
 // Linux618 is this machine's kernel; Host detects BMI2 for in-process use.
 //
+// # Not covered
+//
+// What this machine's kernel never does for the programs bpfc compiles is
+// left out: constant blinding (bpf_jit_harden is 0; a blinded program would
+// arrive already rewritten), private stacks (tracing programs only),
+// exception boundaries and callbacks (bpf_throw), IBT/kCFI preambles,
+// gotox (indirect jumps, after 6.18) and classic-BPF programs. Such inputs
+// either compile as the kernel would without the feature or give an error.
+//
 // Listing disassembles an image with x86asm (Intel syntax) interleaved with
 // the BPF instructions, using the BPF->x86 offset map (Func.Addrs).
 package amd64
