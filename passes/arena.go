@@ -246,7 +246,11 @@ func (Arena) Run(p *ir.Program, ctx *pipeline.Context) error {
 			k := info.base[i]
 			mode := ins.Mode()
 			explicit := mode == ir.ModeProbeMem32 || (c == ir.ClassLDX && mode == ir.ModeProbeMem32SX) || (c == ir.ClassSTX && mode == ir.ModeProbeAtomic)
-			arena := k&kArena != 0 || (xl && k&kSub32 != 0) || explicit
+			// FromXlated: a 32-bit result used as a base is an arena
+			// pointer, unless another pointer can reach the access too
+			// (a NULL-or-pointer merge): the kernel allows one kind per
+			// instruction, so then it is that one.
+			arena := k&kArena != 0 || (xl && k&kSub32 != 0 && k&kPointers == 0) || explicit
 			if !arena {
 				p.Aux[i].PtrType = ptrTypeOf(k)
 				continue
@@ -567,7 +571,9 @@ func (a *analyzer) step(k, i int, st *astate) (bool, error) {
 		if d := st.r[ins.Dst]; !a.xl && ins.ALUOp() != ir.ALUMov && d.k&kArena != 0 {
 			// 32-bit arithmetic keeps an arena pointer (only mov32 makes a scalar).
 			st.r[ins.Dst] = aval{k: d.k & (kArena | kScalar)}
-		} else if a.xl {
+		} else if a.xl && !(ins.ALUOp() == ir.ALUMov && ins.Source() == ir.SourceK) {
+			// A 32-bit result computed from a register (a constant is
+			// never an arena pointer).
 			st.r[ins.Dst] = aval{k: kScalar | kSub32}
 		} else {
 			st.r[ins.Dst] = scalar

@@ -553,3 +553,23 @@ exit`)
 		t.Errorf("%d instructions, want 8 (one zext)", p.Len())
 	}
 }
+
+// TestFromXlatedNullOrStack: in an xlated program, "w1 = 0" merged with a
+// stack pointer is a NULL check pattern, not an arena pointer nor a conflict.
+func TestFromXlatedNullOrStack(t *testing.T) {
+	p := assemble(t, `
+mov32 %r1, 0
+jeq %r2, 0, +2
+mov %r1, %r10
+add %r1, -8
+jeq %r1, 0, +1
+stdw [%r1+0], 1
+mov %r0, 0
+exit`)
+	if err := (Arena{}).Run(p, &pipeline.Context{FromXlated: true}); err != nil {
+		t.Fatal(err)
+	}
+	if p.Insns[5].Mode() != ir.ModeMEM || p.Aux[5].PtrType != ir.PtrStack {
+		t.Errorf("store: %s, %v", p.Format(5), p.Aux[5].PtrType)
+	}
+}
