@@ -2,6 +2,7 @@ package helpers
 
 import (
 	"bytes"
+	"os"
 	"testing"
 
 	"github.com/bpfc/bpfc/arena"
@@ -146,5 +147,27 @@ func TestArenaKfuncs(t *testing.T) {
 	ArenaFreePages(&c, 0, p, 2, 0, 0)
 	if a.AllocatedPages() != 0 {
 		t.Error("free")
+	}
+}
+
+func TestProbeReadAndPid(t *testing.T) {
+	mem := flatMem{base: 0x1000, b: make([]byte, 64)}
+	copy(mem.b[32:], "abcdefgh")
+	c := &Context{Mem: mem}
+	if r := ProbeRead(c, 0x1000, 8, 0x1020, 0, 0); r != 0 || string(mem.b[:8]) != "abcdefgh" {
+		t.Fatalf("probe read: %d %q", int64(r), mem.b[:8])
+	}
+	if r := ProbeRead(c, 0x1000, 8, 0x9999, 0, 0); int64(r) != -14 || mem.b[0] != 0 {
+		t.Fatalf("probe read of a bad address: %d %q", int64(r), mem.b[:8])
+	}
+	if ProbeRead(c, 0x1000, 0, 0, 0, 0) != 0 || c.Interrupted() {
+		t.Fatal("zero-size read")
+	}
+	ProbeRead(c, 0x5000, 8, 0x1020, 0, 0)
+	if c.Err() == nil {
+		t.Fatal("unwritable destination did not abort")
+	}
+	if v := GetCurrentPidTgid(nil, 0, 0, 0, 0, 0); v>>32 != uint64(os.Getpid()) || uint32(v) == 0 {
+		t.Fatalf("pid_tgid %#x", v)
 	}
 }

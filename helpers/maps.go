@@ -33,6 +33,7 @@ const (
 const (
 	errENOENT = 2
 	errE2BIG  = 7
+	errEFAULT = 14
 	errEEXIST = 17
 	errEINVAL = 22
 )

@@ -3,8 +3,11 @@ package helpers
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Kernel helper ids (enum bpf_func_id in include/uapi/linux/bpf.h).
@@ -15,6 +18,10 @@ const (
 	IDGetSmpProcessorID  = 8
 	IDTailCall           = 12
 	IDKtimeGetBootNs     = 125
+	IDProbeRead          = 4
+	IDGetCurrentPidTgid  = 14
+	IDProbeReadUser      = 112
+	IDProbeReadKernel    = 113
 	IDConformanceUnwind  = 5 // the bpf_conformance suite's helper 5
 	KfuncArenaAllocPages = "bpf_arena_alloc_pages"
 	KfuncArenaFreePages  = "bpf_arena_free_pages"
@@ -23,7 +30,9 @@ const (
 var start = time.Now()
 
 // Kernel returns a registry with bpf_map_lookup_elem/update_elem/
-// delete_elem (array and hash maps, see Map), bpf_ktime_get_ns,
+// delete_elem (array and hash maps, see Map), bpf_probe_read(_user,
+// _kernel) within the run's memory, bpf_get_current_pid_tgid,
+// bpf_ktime_get_ns,
 // bpf_trace_printk, bpf_get_prandom_u32, bpf_get_smp_processor_id,
 // bpf_ktime_get_boot_ns, the arena kfuncs and bpf_rcu_read_lock/unlock
 // (no-ops). bpf_tail_call (12) is not a function: executors handle
@@ -35,6 +44,10 @@ func Kernel() *Registry {
 	r.Register(IDGetPrandomU32, "bpf_get_prandom_u32", GetPrandomU32)
 	r.Register(IDGetSmpProcessorID, "bpf_get_smp_processor_id", func(*Context, uint64, uint64, uint64, uint64, uint64) uint64 { return 0 })
 	r.Register(IDKtimeGetBootNs, "bpf_ktime_get_boot_ns", KtimeGetNs)
+	r.Register(IDProbeRead, "bpf_probe_read", ProbeRead)
+	r.Register(IDProbeReadUser, "bpf_probe_read_user", ProbeRead)
+	r.Register(IDProbeReadKernel, "bpf_probe_read_kernel", ProbeRead)
+	r.Register(IDGetCurrentPidTgid, "bpf_get_current_pid_tgid", GetCurrentPidTgid)
 	r.Register(IDMapLookupElem, "bpf_map_lookup_elem", MapLookupElem)
 	r.Register(IDMapUpdateElem, "bpf_map_update_elem", MapUpdateElem)
 	r.Register(IDMapDeleteElem, "bpf_map_delete_elem", MapDeleteElem)
@@ -220,3 +233,37 @@ func Sprintf(c *Context, f []byte, args []uint64) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// ProbeRead is bpf_probe_read_kernel(dst, size, unsafe_ptr) (and the user
+// and legacy variants): it copies size bytes when the source is memory of
+// the run; otherwise it zeroes dst and returns -EFAULT, as the kernel does
+// for an unreadable address.
+func ProbeRead(c *Context, dst, size, src, _, _ uint64) uint64 {
+	if size == 0 {
+		return 0
+	}
+	if size > 1<<20 || c.Mem == nil {
+		return errno(errEINVAL)
+	}
+	d := c.Mem.Bytes(dst, int(size), true)
+	if d == nil {
+		c.Abort(fmt.Errorf("bpf_probe_read: destination %#x (%d bytes) is not writable memory", dst, size))
+		return 0
+	}
+	s := c.Mem.Bytes(src, int(size), false)
+	if s == nil {
+		clear(d)
+		return errno(errEFAULT)
+	}
+	copy(d, s)
+	return 0
+}
+
+// GetCurrentPidTgid is bpf_get_current_pid_tgid: tgid << 32 | tid of the
+// calling process and thread.
+func GetCurrentPidTgid(*Context, uint64, uint64, uint64, uint64, uint64) uint64 {
+	return uint64(os.Getpid())<<32 | uint64(uint32(unix.Gettid()))
+}
+
+// errno returns -e as a helper's u64 return value.
+func errno(e int64) uint64 { return uint64(-e) }
