@@ -143,7 +143,8 @@ func (p *Program) Name() string { return p.name }
 func (p *Program) Source() *ir.Program { return p.src }
 
 // SetTailCalls sets the prog array after preparation (programs may refer to
-// each other).
+// each other). Call it before running, not concurrently with runs. A
+// tail-called program runs with the caller's memory, arena and maps.
 func (p *Program) SetTailCalls(progs []*Program) { p.opts.TailCalls = progs }
 
 // Region is extra memory a program may access.
