@@ -108,7 +108,7 @@ renamed over FILE only when everything succeeded.`,
 	fl.StringVar(&f.userVMStart, "user-vm-start", "", "arena user base address")
 	fl.StringVar(&f.retThunk, "return-thunk", "", "address returns jump to (retbleed_return_thunk; default: the target's, 0 = plain ret)")
 	fl.StringVar(&f.indThunk, "indirect-thunk", "", "address of __x86_indirect_thunk_rcx for tail calls (default: the target's, 0 = no retpoline)")
-	fl.StringArrayVar(&f.symbols, "symbol", nil, "NAME=ADDR: address a map or global symbol's ld_imm64 loads (repeatable)")
+	fl.StringArrayVar(&f.symbols, "symbol", nil, "NAME=ADDR: address of a symbol the passes resolve: a map, a data section (.rodata, .bss...), .addr_space.1, a kfunc name, helper#ID or __bpf_call_base (repeatable)")
 	fl.BoolVar(&f.fakeMaps, "fake-map-addrs", false, "give maps without --symbol a made-up kernel address (code shape as the kernel's, addresses not)")
 	fl.BoolVar(&f.noBackend, "no-backend", false, "stop after the passes (with --dump-after, to inspect them)")
 	return cmd

@@ -78,6 +78,7 @@ Exit status: 0 success, 1 compile error, 2 usage error.`,
 			return g.setupLogger()
 		},
 	}
+	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
