@@ -299,6 +299,9 @@ func divGuard(p *ir.Program, i int) (edit, bool) {
 			orig = 1
 		}
 	}
+	if orig >= 0 && alreadyGuarded(p, i, patch, orig) {
+		return edit{}, false // a second run: the guard is there
+	}
 	a := p.Aux[i]
 	aux := make([]ir.Aux, len(patch))
 	for k := range patch {
@@ -417,4 +420,18 @@ func (f *Fixups) mayGotoPrologues(p *ir.Program, edits []edit) []edit {
 		edits[j] = ed
 	}
 	return edits
+}
+
+// alreadyGuarded reports whether the instructions around i are the guard
+// patch would add (the fixups already ran over this program).
+func alreadyGuarded(p *ir.Program, i int, patch []ir.Instruction, orig int) bool {
+	if i-orig < 0 || i-orig+len(patch) > p.Len() {
+		return false
+	}
+	for k, ins := range patch {
+		if p.Insns[i-orig+k] != ins {
+			return false
+		}
+	}
+	return true
 }

@@ -573,3 +573,16 @@ exit`)
 		t.Errorf("store: %s, %v", p.Format(5), p.Aux[5].PtrType)
 	}
 }
+
+// TestFixupsIdempotent: running the fixups twice adds the guards once.
+func TestFixupsIdempotent(t *testing.T) {
+	for _, c := range handCases {
+		p := assemble(t, c.asm)
+		runPasses(t, p, nil, Fixups{})
+		n := p.Len()
+		runPasses(t, p, nil, Fixups{})
+		if p.Len() != n {
+			t.Errorf("%s: second run: %d -> %d instructions", c.name, n, p.Len())
+		}
+	}
+}
