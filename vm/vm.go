@@ -467,10 +467,17 @@ type runState struct {
 }
 
 // loop serves the code's exits (helpers, yields, faults) until it returns.
-func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (uint64, error) {
+// A helper's panic ends the run with an error (the code is not resumed).
+func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (r0 uint64, err error) {
 	c := st.ctx()
 	used := int64(0)
 	var rs *runState
+	id := int64(-1)
+	defer func() {
+		if v := recover(); v != nil {
+			r0, err = 0, fmt.Errorf("helper %d panicked: %v", id, v)
+		}
+	}()
 	for {
 		code := c.exit
 		switch kind := code &^ 0xffff; {
@@ -483,7 +490,7 @@ func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (uint64, e
 					stack: unsafe.Slice((*byte)(unsafe.Add(st.base, 2*pageSize)), stackRegion-2*pageSize)}
 				rs.hctx = helpers.Context{Mem: &rs.mem, Arena: p.opts.Arena, Trace: rc.Trace}
 			}
-			id := int64(code & 0xffff)
+			id = int64(code & 0xffff)
 			var fn helpers.Func
 			switch kind {
 			case exitHelper:
@@ -501,10 +508,7 @@ func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (uint64, e
 			if fn == nil {
 				return 0, fmt.Errorf("call of unknown helper %d", id)
 			}
-			r0, err := p.callHelper(rs, fn, id, c)
-			if err != nil {
-				return 0, err
-			}
+			r0 := fn(&rs.hctx, c.rdi, c.rsi, c.rdx, c.rcx, c.r8)
 			if ret, ok := rs.hctx.Stopped(); ok {
 				return ret, nil
 			}
@@ -539,15 +543,6 @@ func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (uint64, e
 		}
 		resume(st.base)
 	}
-}
-
-func (p *Program) callHelper(rs *runState, fn helpers.Func, id int64, c *execCtx) (r0 uint64, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("helper %d panicked: %v", id, v)
-		}
-	}()
-	return fn(&rs.hctx, c.rdi, c.rsi, c.rdx, c.rcx, c.r8), nil
 }
 
 // maxTimedLoops is BPF_MAX_TIMED_LOOPS.

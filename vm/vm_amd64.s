@@ -99,7 +99,9 @@ TEXT ·vmexit(SB), NOSPLIT|NOFRAME, $0
 
 // func resume(ctx uintptr)
 // Restores the registers saved by vmexit (rax holding the helper's result)
-// and returns into the code on its private stack.
+// and returns into the code on its private stack. It does not return to its
+// caller: the code's next exit (vmexit, vmfault, or its final ret through
+// enter) returns there, with the Go stack pointer saved here.
 TEXT ·resume(SB), NOSPLIT|NOFRAME, $0-8
 	MOVQ ctx+0(FP), R10
 	MOVQ SP, CTX_GOSP(R10)
@@ -119,7 +121,11 @@ TEXT ·resume(SB), NOSPLIT|NOFRAME, $0-8
 	MOVQ CTX_R15(R10), R15
 	MOVQ CTX_BPFSP(R10), SP
 	MOVQ CTX_R10(R10), R10
-	RET
+	// pop; jmp rather than ret: a ret would pop the return stack buffer's
+	// entry for our caller's CALL and mispredict. r11 is free (a helper
+	// call clobbers it, the yield sequence computed it).
+	POPQ R11
+	JMP R11
 
 // vmfault is where the signal handler sends a fault inside compiled code
 // that has no exception-table entry: r11 = faulting pc, r10 = fault address,
