@@ -17,7 +17,7 @@ type Image struct {
 type Func struct {
 	Code     []byte          // machine code (len = the kernel's jited_func_len)
 	ExecAddr uint64          // where it runs: what rel32s were computed against
-	Addrs    []int32         // kernel addrs[]: Addrs[0] = prologue length, Addrs[i] = end of instruction i-1 (= start of instruction i), function-relative
+	Addrs    []int32         // kernel addrs[]: Addrs[0] = prologue length, Addrs[i] = end of instruction i-1 (= start of instruction i), function-relative; for the second slot of a ld_imm64 (which the kernel never updates) the ld_imm64's end
 	Extable  []extable.Entry // in code order, placed at roundup(len(Code),4) after the code
 	Passes   int             // layout passes the kernel takes for this function
 	Start    int             // first slot of the function in the program
