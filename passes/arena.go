@@ -233,7 +233,7 @@ func (Arena) Run(p *ir.Program, ctx *pipeline.Context) error {
 			if ins.IsCastToKernel() {
 				*ins = ir.Instruction{Op: uint8(ir.ClassALU) | uint8(ir.ALUMov) | uint8(ir.SourceX), Dst: ins.Dst, Src: ins.Src}
 			}
-		case c == ir.ClassALU64 && ins.ALUOp() != ir.ALUMov && ins.ALUOp() != ir.ALUEnd && info.dst[i]&kArena != 0:
+		case c == ir.ClassALU64 && ins.ALUOp() != ir.ALUMov && ins.ALUOp() != ir.ALUEnd && ins.ALUOp() != ir.ALUNeg && info.dst[i]&kArena != 0:
 			if k := info.dst[i] & kPointers &^ kArena; k != 0 {
 				return &ir.Error{Index: i, Reason: fmt.Sprintf("arithmetic on a register that is an arena pointer on one path and %v on another", k)}
 			}
@@ -531,7 +531,10 @@ func (a *analyzer) step(k, i int, st *astate) (bool, error) {
 			st.r[ins.Dst] = aval{k: kOther}
 		case ins.ALUOp() == ir.ALUMov && ins.Source() == ir.SourceX && ins.Off == 0:
 			st.r[ins.Dst] = st.r[ins.Src]
-		case ins.ALUOp() == ir.ALUMov:
+		case ins.ALUOp() == ir.ALUMov || ins.ALUOp() == ir.ALUNeg || ins.ALUOp() == ir.ALUEnd:
+			// movsx, neg and byte swaps give scalars (check_alu_op marks
+			// the destination unknown; only the binary operations keep an
+			// arena pointer, and those are narrowed).
 			st.r[ins.Dst] = scalar
 		case ins.ALUOp() == ir.ALUAdd || ins.ALUOp() == ir.ALUSub:
 			d := st.r[ins.Dst]
@@ -568,7 +571,7 @@ func (a *analyzer) step(k, i int, st *astate) (bool, error) {
 		}
 	case ir.ClassALU:
 		a.info.dst[i] |= st.r[ins.Dst].k
-		if d := st.r[ins.Dst]; !a.xl && ins.ALUOp() != ir.ALUMov && d.k&kArena != 0 {
+		if d := st.r[ins.Dst]; !a.xl && ins.ALUOp() != ir.ALUMov && ins.ALUOp() != ir.ALUNeg && ins.ALUOp() != ir.ALUEnd && d.k&kArena != 0 {
 			// 32-bit arithmetic keeps an arena pointer (only mov32 makes a scalar).
 			st.r[ins.Dst] = aval{k: d.k & (kArena | kScalar)}
 		} else if a.xl && !(ins.ALUOp() == ir.ALUMov && ins.Source() == ir.SourceK) {
