@@ -153,6 +153,15 @@ func Load(p *ir.Program, opts *LoadOptions) (*Program, error) {
 		hs = helpers.Kernel()
 		o.Helpers = hs
 	}
+	for _, h := range hp.Helpers {
+		if hs.Func(h.ID) == nil {
+			name, _ := ir.HelperName(h.ID)
+			if name != "" {
+				name = " (" + name + ")"
+			}
+			return nil, &ir.Error{Index: h.Index, Reason: fmt.Sprintf("call of helper %d%s: not in the helper registry", h.ID, name)}
+		}
+	}
 	o.Kfuncs = nil
 	for _, k := range hp.Kfuncs {
 		h, err := hs.ResolveKfunc(k.Name, k.BTFID)

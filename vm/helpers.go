@@ -8,11 +8,12 @@ import (
 )
 
 // runMem is what a helper may touch during a run (helpers.Memory): the
-// run's memory, the private stack and the arena.
+// run's memory and regions, the private stack and the arena.
 type runMem struct {
-	mem   []byte
-	stack []byte // the stack part of the private stack region
-	arena *arena.Arena
+	mem     []byte
+	regions [][]byte
+	stack   []byte // the stack part of the private stack region
+	arena   *arena.Arena
 }
 
 func within(b []byte, addr uint64, n int) []byte {
@@ -33,6 +34,11 @@ func (m *runMem) Bytes(addr uint64, n int, write bool) []byte {
 	}
 	if b := within(m.stack, addr, n); b != nil {
 		return b
+	}
+	for _, r := range m.regions {
+		if b := within(r, addr, n); b != nil {
+			return b
+		}
 	}
 	if m.arena != nil {
 		if b := m.arena.Bytes(addr, n); b != nil {

@@ -29,6 +29,14 @@ import (
 type HelpersPass struct {
 	// Kfuncs is filled by Run: the kfunc of each slot.
 	Kfuncs []KfuncRef
+	// Helpers is filled by Run: every helper call by id.
+	Helpers []HelperRef
+}
+
+// HelperRef is one helper call of the program.
+type HelperRef struct {
+	ID    int32
+	Index int // instruction
 }
 
 // KfuncRef names the kfunc of one slot.
@@ -48,7 +56,7 @@ func (*HelpersPass) Describe() string {
 
 // Run implements pipeline.Pass.
 func (hp *HelpersPass) Run(p *ir.Program, ctx *pipeline.Context) error {
-	hp.Kfuncs = nil
+	hp.Kfuncs, hp.Helpers = nil, nil
 	slots := map[string]int{}
 	base, err := CallBase()
 	if err != nil {
@@ -80,6 +88,7 @@ func (hp *HelpersPass) Run(p *ir.Program, ctx *pipeline.Context) error {
 			if err != nil {
 				return &ir.Error{Index: i, Reason: err.Error()}
 			}
+			hp.Helpers = append(hp.Helpers, HelperRef{ID: ins.Imm, Index: i})
 			ins.Imm = imm
 			resolved = append(resolved, i)
 		case ins.IsKfuncCall():

@@ -287,3 +287,55 @@ func TestWX(t *testing.T) {
 		t.Error("one mapping for both views")
 	}
 }
+
+// TestHelperMemory: helpers reach the stack, the run's memory and regions
+// through helpers.Context.Mem, and nothing else.
+func TestHelperMemory(t *testing.T) {
+	hs := helpers.Kernel()
+	hs.Register(200, "sum4", func(c *helpers.Context, r1, _, _, _, _ uint64) uint64 {
+		b := c.Mem.Bytes(r1, 4, false)
+		if b == nil {
+			return ^uint64(0)
+		}
+		return uint64(b[0]) + uint64(b[1]) + uint64(b[2]) + uint64(b[3])
+	})
+	// bpf_trace_printk("x=%d\n", 6, 42) with the format on the stack.
+	fmtStr := []byte("x=%d\n\x00\x00\x00")
+	var trace strings.Builder
+	region := []byte{1, 2, 3, 4}
+	q := mustLoad(t, fmt.Sprintf(`
+mov %%r6, %%r1
+lddw %%r1, %#x
+stxdw [%%r10-8], %%r1
+mov %%r1, %%r10
+add %%r1, -8
+mov %%r2, 6
+mov %%r3, 42
+call 6
+mov %%r1, %%r6
+call 200
+exit`, binary.LittleEndian.Uint64(fmtStr)), &Options{Helpers: hs})
+	for _, tc := range []struct {
+		name string
+		r1   uint64
+		want uint64
+	}{
+		{"region", uint64(uintptr(unsafe.Pointer(&region[0]))), 10},
+		{"wild pointer", 0x1000, ^uint64(0)},
+	} {
+		trace.Reset()
+		got, err := q.RunConfig(context.Background(), &RunConfig{Args: [5]uint64{tc.r1}, Regions: [][]byte{region}, Trace: &trace})
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %d, %v; want %d", tc.name, got, err, tc.want)
+		}
+		if trace.String() != "x=42\n" {
+			t.Errorf("%s: trace %q", tc.name, trace.String())
+		}
+	}
+	runtime.KeepAlive(region)
+	// An unknown helper is a load error naming the instruction.
+	_, err := Load(mustAsm(t, "mov %r0, 0\ncall 77\nexit"), &LoadOptions{Options: Options{Helpers: hs}})
+	if err == nil || !strings.Contains(err.Error(), "instruction 1: call of helper 77") {
+		t.Errorf("unknown helper: %v", err)
+	}
+}

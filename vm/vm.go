@@ -187,6 +187,9 @@ type Program struct {
 	execLo uint64
 	opts   Options
 	image  []*amd64.Func // when compiled by Load
+	// helperFns caches the registry's functions by id (Options.Helpers is
+	// built once and then only read).
+	helperFns []helpers.Func
 
 	// refs counts runs in progress and open Runners; Close sets closing
 	// and waits for refs to drop to zero before freeing anything.
@@ -265,6 +268,14 @@ func LoadWriter(size int, w Writer, opts *Options) (*Program, error) {
 	}
 	p := &Program{name: o.Name, off: off, size: size, entry: uintptr(entry), execLo: exec, opts: o}
 	p.cond = sync.NewCond(&p.mu)
+	for _, h := range o.Helpers.Helpers() {
+		if h.ID >= 0 && h.ID < maxHelperID {
+			for int(h.ID) >= len(p.helperFns) {
+				p.helperFns = append(p.helperFns, nil)
+			}
+			p.helperFns[h.ID] = h.Fn
+		}
+	}
 	if len(fes) > 0 {
 		if err := publishFaults(p, fes); err != nil {
 			m.release(off, size)
@@ -334,6 +345,9 @@ type RunConfig struct {
 	// Budget, when > 0, limits the run to about this many loop back-edges
 	// (checked at yields); over it the run fails wrapping ErrBudget.
 	Budget int64
+	// Regions are further memory the program is given pointers to (by its
+	// arguments or through Mem); helpers may access them (helpers.Memory).
+	Regions [][]byte
 	// Trace receives bpf_trace_printk output.
 	Trace io.Writer
 }
@@ -486,7 +500,7 @@ func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (r0 uint64
 		case kind == exitHelper || kind == exitCallX || kind == exitKfunc:
 			if rs == nil {
 				rs = &runState{}
-				rs.mem = runMem{mem: rc.Mem, arena: p.opts.Arena,
+				rs.mem = runMem{mem: rc.Mem, regions: rc.Regions, arena: p.opts.Arena,
 					stack: unsafe.Slice((*byte)(unsafe.Add(st.base, 2*pageSize)), stackRegion-2*pageSize)}
 				rs.hctx = helpers.Context{Mem: &rs.mem, Arena: p.opts.Arena, Trace: rc.Trace}
 			}
@@ -494,7 +508,9 @@ func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (r0 uint64
 			var fn helpers.Func
 			switch kind {
 			case exitHelper:
-				fn = p.opts.Helpers.Func(int32(id))
+				if int(id) < len(p.helperFns) {
+					fn = p.helperFns[id]
+				}
 			case exitCallX:
 				id = int64(c.bpfReg(int(id)))
 				if id == int64(int32(id)) {
