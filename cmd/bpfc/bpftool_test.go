@@ -58,6 +58,7 @@ func goldenPath(object, prog string) string {
 // the program is loaded and the live output is checked against the golden
 // too (-update rewrites it).
 func TestDumpMatchesBpftool(t *testing.T) {
+	t.Parallel()
 	for _, tc := range bpftoolCases {
 		t.Run(tc.prog, func(t *testing.T) {
 			golden := goldenPath(tc.object, tc.prog)

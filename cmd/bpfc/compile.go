@@ -122,64 +122,77 @@ func parseAddr(flag, s string) (uint64, error) {
 	return v, nil
 }
 
-func (f *compileFlags) options(g *globals) (compiler.Options, error) {
+// options checks the flags and returns the compile options without the
+// target, and a function that makes the target: presets read
+// /proc/kallsyms, which is slow, so that happens only once the inputs have
+// loaded.
+func (f *compileFlags) options(g *globals) (compiler.Options, func() amd64.Target, error) {
 	var o compiler.Options
+	var preset func() amd64.Target
 	switch f.target {
 	case "linux-6.18", "linux618", "kernel":
-		o.Target = amd64.Linux618()
+		preset = amd64.Linux618
 	case "host":
-		o.Target = amd64.Host()
+		preset = amd64.Host
 	default:
-		return o, usagef("--target %q: want linux-6.18 or host", f.target)
+		return o, nil, usagef("--target %q: want linux-6.18 or host", f.target)
+	}
+	// Target overrides, applied to the preset.
+	var over []func(*amd64.Target)
+	addr := func(flag, val string, set func(*amd64.Target, uint64)) error {
+		if val == "" {
+			return nil
+		}
+		a, err := parseAddr(flag, val)
+		if err != nil {
+			return err
+		}
+		over = append(over, func(t *amd64.Target) { set(t, a) })
+		return nil
+	}
+	for _, a := range []struct {
+		flag, val string
+		set       func(*amd64.Target, uint64)
+	}{
+		{"call-base", f.callBase, func(t *amd64.Target, a uint64) { t.CallBase = a }},
+		{"kern-vm-start", f.kernVMStart, func(t *amd64.Target, a uint64) { t.KernVMStart = a }},
+		{"user-vm-start", f.userVMStart, func(t *amd64.Target, a uint64) { t.UserVMStart = a }},
+		{"return-thunk", f.retThunk, func(t *amd64.Target, a uint64) { t.ReturnThunk = a }},
+		{"indirect-thunk", f.indThunk, func(t *amd64.Target, a uint64) { t.IndirectThunkRCX = a }},
+	} {
+		if err := addr(a.flag, a.val, a.set); err != nil {
+			return o, nil, err
+		}
+	}
+	target := func() amd64.Target {
+		t := preset()
+		for _, fn := range over {
+			fn(&t)
+		}
+		return t
 	}
 	switch f.format {
 	case "raw", "hex", "asm", "json":
 	default:
-		return o, usagef("--format %q: want raw, hex, asm or json", f.format)
+		return o, nil, usagef("--format %q: want raw, hex, asm or json", f.format)
 	}
 	if f.execBase != "" {
 		for _, s := range strings.Split(f.execBase, ",") {
 			a, err := parseAddr("exec-base", s)
 			if err != nil {
-				return o, err
+				return o, nil, err
 			}
 			o.ExecBase = append(o.ExecBase, a)
-		}
-	}
-	var err error
-	if f.callBase != "" {
-		if o.Target.CallBase, err = parseAddr("call-base", f.callBase); err != nil {
-			return o, err
-		}
-	}
-	if f.kernVMStart != "" {
-		if o.Target.KernVMStart, err = parseAddr("kern-vm-start", f.kernVMStart); err != nil {
-			return o, err
-		}
-	}
-	if f.userVMStart != "" {
-		if o.Target.UserVMStart, err = parseAddr("user-vm-start", f.userVMStart); err != nil {
-			return o, err
-		}
-	}
-	if f.retThunk != "" {
-		if o.Target.ReturnThunk, err = parseAddr("return-thunk", f.retThunk); err != nil {
-			return o, err
-		}
-	}
-	if f.indThunk != "" {
-		if o.Target.IndirectThunkRCX, err = parseAddr("indirect-thunk", f.indThunk); err != nil {
-			return o, err
 		}
 	}
 	for _, s := range f.symbols {
 		name, addr, ok := strings.Cut(s, "=")
 		if !ok || name == "" {
-			return o, usagef("--symbol %q: want NAME=ADDR", s)
+			return o, nil, usagef("--symbol %q: want NAME=ADDR", s)
 		}
 		a, err := parseAddr("symbol", addr)
 		if err != nil {
-			return o, err
+			return o, nil, err
 		}
 		if o.Symbols == nil {
 			o.Symbols = map[string]uint64{}
@@ -191,7 +204,7 @@ func (f *compileFlags) options(g *globals) (compiler.Options, error) {
 	o.NoBackend = f.noBackend
 	o.FakeMapAddrs = f.fakeMaps
 	o.Logger = g.log
-	return o, nil
+	return o, target, nil
 }
 
 func (f *compileFlags) run(g *globals, args []string) error {
@@ -201,7 +214,7 @@ func (f *compileFlags) run(g *globals, args []string) error {
 			return err
 		}
 	}
-	o, err := f.options(g)
+	o, target, err := f.options(g)
 	if err != nil {
 		return err
 	}
@@ -215,6 +228,7 @@ func (f *compileFlags) run(g *globals, args []string) error {
 	if f.format == "raw" && len(inputs) != 1 {
 		return usagef("--format raw needs exactly one program, got %d: select one with --prog", len(inputs))
 	}
+	o.Target = target()
 	var results []*compiler.Result
 	for _, in := range inputs {
 		pl := compiler.PipelineFor(in, f.fromXlated)

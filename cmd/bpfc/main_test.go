@@ -87,6 +87,7 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 }
 
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"--help"}, {"compile", "--help"}, {"dump", "--help"}, {"passes", "--help"}, {"kcompare", "--help"}, {"run", "--help"}, {"help", "compile"}} {
 		r := bpfc(t, nil, args...)
 		require.Equal(t, 0, r.code, "%v: %s", args, r.stderr)
@@ -100,6 +101,7 @@ func TestHelp(t *testing.T) {
 }
 
 func TestCompileFormats(t *testing.T) {
+	t.Parallel()
 	obj := filepath.Join(elfDir, "alu.o")
 	// asm: a listing of both programs with source lines.
 	r := bpfc(t, nil, "compile", "--format", "asm", obj)
@@ -154,6 +156,7 @@ func TestCompileFormats(t *testing.T) {
 }
 
 func TestCompileInputs(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	prog := raw(mov0, exit)
 	// Raw bytes on stdin.
@@ -183,6 +186,7 @@ func TestCompileInputs(t *testing.T) {
 }
 
 func TestDump(t *testing.T) {
+	t.Parallel()
 	r := bpfc(t, nil, "dump", "--prog", "caller_two", filepath.Join(elfDir, "calls.o"))
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "   0: (85) call bpf_rcu_read_lock#0\n")
@@ -202,6 +206,7 @@ func TestDump(t *testing.T) {
 // TestDumpAfter: every pass of the default pipeline logs its debug line and
 // dumps the program.
 func TestDumpAfter(t *testing.T) {
+	t.Parallel()
 	names := compiler.DefaultPipeline(false).Names()
 	r := bpfc(t, nil, "compile", "--dump-after", "all", "--log-level", "debug", "--prog", "alu_loop", filepath.Join(elfDir, "alu.o"))
 	require.Equal(t, 0, r.code, r.stderr)
@@ -240,6 +245,7 @@ func TestDumpAfter(t *testing.T) {
 }
 
 func TestPasses(t *testing.T) {
+	t.Parallel()
 	r := bpfc(t, nil, "passes")
 	names := compiler.DefaultPipeline(false).Names()
 	if len(names) == 0 {
@@ -256,6 +262,7 @@ func TestPasses(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	calls, err := os.ReadFile(filepath.Join(elfDir, "calls.o"))
 	require.NoError(t, err)
@@ -308,27 +315,30 @@ func TestBadInput(t *testing.T) {
 		{"no such program", []string{"compile", "--prog", "nope", good}, 1, `alu\.o: no program or section named "nope"`},
 		{"prog on raw", []string{"compile", "--prog", "x", "seven.bin"}, 1, `seven\.bin: --prog "x": a raw input has one program, called "seven"`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			outName := "out-" + strings.ReplaceAll(tt.name, " ", "_")
-			outFile := filepath.Join(dir, outName)
-			require.NoError(t, os.WriteFile(outFile, []byte("previous"), 0o644))
-			args := append([]string{}, tt.args[:1]...)
-			if tt.args[0] == "compile" {
-				args = append(args, "-o", outName)
-			}
-			args = append(args, tt.args[1:]...)
-			r := bpfcIn(t, dir, nil, args...)
-			require.Equal(t, tt.code, r.code, "stderr: %s", r.stderr)
-			require.Empty(t, r.stdout)
-			require.Equal(t, 1, strings.Count(r.stderr, "\n"), "not one line: %q", r.stderr)
-			require.Regexp(t, `^bpfc: `+tt.want, r.stderr)
-			require.NotContains(t, r.stderr, "goroutine")
-			got, err := os.ReadFile(outFile)
-			require.NoError(t, err)
-			require.Equal(t, "previous", string(got), "output file touched")
-		})
-	}
+	t.Run("cases", func(t *testing.T) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				outName := "out-" + strings.ReplaceAll(tt.name, " ", "_")
+				outFile := filepath.Join(dir, outName)
+				require.NoError(t, os.WriteFile(outFile, []byte("previous"), 0o644))
+				args := append([]string{}, tt.args[:1]...)
+				if tt.args[0] == "compile" {
+					args = append(args, "-o", outName)
+				}
+				args = append(args, tt.args[1:]...)
+				r := bpfcIn(t, dir, nil, args...)
+				require.Equal(t, tt.code, r.code, "stderr: %s", r.stderr)
+				require.Empty(t, r.stdout)
+				require.Equal(t, 1, strings.Count(r.stderr, "\n"), "not one line: %q", r.stderr)
+				require.Regexp(t, `^bpfc: `+tt.want, r.stderr)
+				require.NotContains(t, r.stderr, "goroutine")
+				got, err := os.ReadFile(outFile)
+				require.NoError(t, err)
+				require.Equal(t, "previous", string(got), "output file touched")
+			})
+		}
+	})
 	// No temporary files left next to the outputs.
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
@@ -347,6 +357,7 @@ func mustRead(t *testing.T, path string) []byte {
 // TestKcompare: every program of the testdata objects compiles to the live
 // kernel's bytes (skips without BPF).
 func TestKcompare(t *testing.T) {
+	t.Parallel()
 	if ok, reason := kernel.Available(); !ok {
 		t.Skip(reason)
 	}
@@ -362,6 +373,7 @@ func TestKcompare(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	data := writeFile(t, dir, "sum.data", []byte("-- asm\nldxb %r0, [%r1]\nldxb %r2, [%r1+1]\nadd %r0, %r2\nexit\n-- mem\n05 07\n-- result\n0xc\n"))
 	wrong := writeFile(t, dir, "wrong.data", []byte("-- asm\nmov %r0, 1\nexit\n-- result\n0x2\n"))
@@ -398,6 +410,7 @@ func TestRun(t *testing.T) {
 // given as raw bytes with --from-xlated and the kernel's addresses, compiles
 // to the kernel's machine code.
 func TestFromXlatedCapture(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"alu.alu_loop", "calls.caller_two", "arena_globals.arena_bump"} {
 		c, err := kernel.ReadCapture(filepath.Join(elfDir, "captures", name+".json"))
 		require.NoError(t, err)
