@@ -70,9 +70,17 @@ func arenaChunks(view func(off int) []byte, size int) map[string]string {
 }
 
 type arenaProg struct {
-	object string
-	prog   *elf.Program
-	def    *elf.Map
+	object  string
+	prog    *elf.Program
+	def     *elf.Map
+	globals *elf.ArenaGlobals // nil without .addr_space.1
+}
+
+// globalsOffset is where libbpf places the arena globals: in the last
+// pages of the arena (arena_data_off).
+func (ap arenaProg) globalsOffset() uint64 {
+	size := (uint64(ap.globals.Size) + arena.PageSize - 1) &^ (arena.PageSize - 1)
+	return uint64(ap.def.MaxEntries)*arena.PageSize - size
 }
 
 func arenaPrograms(t *testing.T) []arenaProg {
@@ -97,7 +105,7 @@ func arenaPrograms(t *testing.T) []arenaProg {
 			t.Fatalf("%s: no arena map", path)
 		}
 		for _, p := range obj.Programs {
-			out = append(out, arenaProg{object: filepath.Base(path), prog: p, def: def})
+			out = append(out, arenaProg{object: filepath.Base(path), prog: p, def: def, globals: obj.Arena})
 		}
 	}
 	return out
@@ -112,7 +120,15 @@ func runInterp(ap arenaProg) (arenaRun, error) {
 		return run, err
 	}
 	defer a.Close()
-	q, err := Prepare(ap.prog.Prog, Options{Arena: a, Symbols: map[string]uint64{ap.def.Name: fakeMapAddr}})
+	syms := map[string]uint64{ap.def.Name: fakeMapAddr}
+	if ap.globals != nil && ap.globals.Size > 0 {
+		base, err := a.LoadGlobals(ap.globals.Data, ap.globals.Size)
+		if err != nil {
+			return run, err
+		}
+		syms[elf.ArenaSection] = base
+	}
+	q, err := Prepare(ap.prog.Prog, Options{Arena: a, Symbols: syms})
 	if err != nil {
 		return run, err
 	}
@@ -136,6 +152,11 @@ func runKernel(ap arenaProg) (arenaRun, error) {
 		if p.Insns[i].IsLdImm64() && p.Aux[i].SymbolKind == ir.SymMap && p.Aux[i].Symbol == ap.def.Name {
 			p.Insns[i].Src, p.Insns[i].Imm = ir.PseudoMapIdx, 0
 		}
+		if p.Insns[i].IsLdImm64() && p.Aux[i].SymbolKind == ir.SymArena {
+			// libbpf: the arena map's value at arena_data_off + offset.
+			p.Insns[i].Src, p.Insns[i].Imm = ir.PseudoMapIdxValue, 0
+			p.Insns[i+1].Imm += int32(ap.globalsOffset())
+		}
 	}
 	l, err := kernel.Load(&kernel.Spec{
 		Name: ap.prog.Name, Type: kernel.Syscall, Program: p,
@@ -145,6 +166,9 @@ func runKernel(ap arenaProg) (arenaRun, error) {
 		return run, err
 	}
 	defer l.Close()
+	if ap.globals != nil && len(ap.globals.Data) > 0 {
+		copy(l.ArenaMemory()[ap.globalsOffset():], ap.globals.Data) // faults the pages in, as libbpf's memcpy
+	}
 	ctx := runInput()
 	run.CtxIn = hex.EncodeToString(ctx)
 	res, err := l.TestRun(kernel.RunOptions{Ctx: ctx})
@@ -311,8 +335,10 @@ func TestXlatedArenaProgramsMatchKernel(t *testing.T) {
 	}
 	progs := arenaPrograms(t)
 	defs := map[string]*elf.Map{}
+	globals := map[string]*elf.ArenaGlobals{}
 	for _, ap := range progs {
 		defs[ap.object+"/"+ap.prog.Name] = ap.def
+		globals[ap.object+"/"+ap.prog.Name] = ap.globals
 	}
 	files, _ := filepath.Glob(filepath.Join(arenaObjDir, "*.json"))
 	matched, skipped := 0, 0
@@ -349,11 +375,15 @@ func TestXlatedArenaProgramsMatchKernel(t *testing.T) {
 			continue
 		}
 		reg := helperSetForCapture(c)
+		// The dump shows map loads as src PseudoMapFD / PseudoMapValue
+		// with the map id in imm. The only map is the arena: its "value"
+		// is the arena itself (user_vm_start + offset, globals at the
+		// end), and the map pointer handed to kfuncs is not used.
 		fds := map[int32]uint64{}
 		calls := false
 		for _, in := range p.Insns {
-			if in.IsLdImm64() && in.Src == ir.PseudoMapFD {
-				fds[in.Imm] = fakeMapAddr
+			if in.IsLdImm64() && (in.Src == ir.PseudoMapFD || in.Src == ir.PseudoMapValue) {
+				fds[in.Imm] = def.MapExtra
 			}
 			calls = calls || in.IsPseudoCall()
 		}
@@ -366,6 +396,11 @@ func TestXlatedArenaProgramsMatchKernel(t *testing.T) {
 		a, err := arena.New(int(def.MaxEntries), arena.Options{UserVMStart: def.MapExtra})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if g := globals[key]; g != nil && g.Size > 0 {
+			if _, err := a.LoadGlobals(g.Data, g.Size); err != nil {
+				t.Fatal(err)
+			}
 		}
 		q, err := Prepare(p, Options{Arena: a, Helpers: reg, MapFDs: fds})
 		if err != nil && strings.Contains(err.Error(), "unknown helper") {
