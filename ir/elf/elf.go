@@ -375,7 +375,7 @@ func (l *loader) readExecSections() error {
 			continue
 		}
 		n := uint64(len(si.insns))
-		if s.Value%ir.InsnSize != 0 || s.Size%ir.InsnSize != 0 || s.Value/ir.InsnSize >= n || (s.Value+s.Size)/ir.InsnSize > n {
+		if s.Value%ir.InsnSize != 0 || s.Size%ir.InsnSize != 0 || s.Value/ir.InsnSize >= n || s.Size/ir.InsnSize > n-s.Value/ir.InsnSize {
 			return fmt.Errorf("section %s: function %q at offset %d size %d is outside the section or misaligned", si.sec.Name, s.Name, s.Value, s.Size)
 		}
 		if s.Name == "" {

@@ -560,3 +560,21 @@ func TestErrorSourceLine(t *testing.T) {
 	_, err := LoadReader(bytes.NewReader(b), "calls.o", Options{})
 	require.EqualError(t, err, "calls.o: caller_two: instruction 4: unknown opcode 0xff [calls.c:47: v = mix(square_sum(5), 3);]")
 }
+
+func TestBadFunctionSymbol(t *testing.T) {
+	calls := filepath.Join(dir, "calls.o")
+	for _, size := range []uint64{1 << 63, ^uint64(7), 8 * 1000} {
+		b := patch(t, calls, func(b []byte, f *elf.File) {
+			sec := f.SectionByType(elf.SHT_SYMTAB)
+			for k := uint64(0); k < sec.Size; k += 24 {
+				e := b[sec.Offset+k:]
+				if elf.ST_TYPE(e[4]) == elf.STT_FUNC {
+					binary.LittleEndian.PutUint64(e[16:], size) // st_size
+					return
+				}
+			}
+		})
+		_, err := LoadReader(bytes.NewReader(b), "calls.o", Options{})
+		require.ErrorContains(t, err, "is outside the section or misaligned", "size %#x", size)
+	}
+}
