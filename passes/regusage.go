@@ -9,8 +9,14 @@ import (
 // kernel decides it:
 //
 //   - ir.Func.CalleeSaved: the JIT's detect_reg_usage, every slot of the
-//     function whose dst_reg or src_reg field names R6..R9 (the src field
-//     of a ld_imm64, which only carries pseudo-source numbers, excepted);
+//     function whose dst_reg or src_reg field names R6..R9. The src field
+//     of a ld_imm64 carries a pseudo-source number; the kernel clears it
+//     (convert_pseudo_ld_imm64) at the end of bpf_check, which is before
+//     the JIT for a single-function program but after jit_subprogs for a
+//     program with several functions, so there a ld_imm64 with src 6
+//     (BPF_PSEUDO_MAP_IDX_VALUE) makes the prologue save rbx. The program
+//     given to this pass must therefore keep the pseudo source of its map
+//     loads (an address resolved into a ld_imm64 keeps src as loaded);
 //   - ir.Func.TailCallReachable: the verifier's marks (check_subprogs and
 //     check_max_stack_depth): a function containing a tail call, and, once
 //     the depth-first walk of bpf-to-bpf calls from the main program has
@@ -42,6 +48,7 @@ func (RegUsage) Run(p *ir.Program, _ *pipeline.Context) error {
 		return err
 	}
 	hasTail := make([]bool, len(funcs))
+	multi := len(funcs) > 1
 	for k := range funcs {
 		f := &funcs[k]
 		var used ir.RegSet
@@ -50,7 +57,7 @@ func (RegUsage) Run(p *ir.Program, _ *pipeline.Context) error {
 			if ins.Dst >= ir.R6 && ins.Dst <= ir.R9 {
 				used = used.Add(ins.Dst)
 			}
-			if !ins.IsLdImm64() && ins.Src >= ir.R6 && ins.Src <= ir.R9 {
+			if (multi || !ins.IsLdImm64()) && ins.Src >= ir.R6 && ins.Src <= ir.R9 {
 				used = used.Add(ins.Src)
 			}
 			if ins.IsTailCall() {

@@ -40,6 +40,16 @@ func TestStackDepthRegUsageKernel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The dump clears the pseudo source of map loads; the kernel's JIT of
+		// a multi-function program still saw it (see RegUsage). Restore it
+		// from the program as loaded where the verifier inserted nothing.
+		if src, err := ir.DecodeWith(c.Source, ir.DecodeOptions{}); err == nil && src.Len() == p.Len() {
+			for i, ins := range src.Insns {
+				if ins.IsLdImm64() && p.Insns[i].IsLdImm64() && p.Insns[i].Src == ir.PseudoNone {
+					p.Insns[i].Src = ins.Src
+				}
+			}
+		}
 		for _, i := range c.ArenaInsns { // arena truth (the arena pass infers it)
 			if p.Insns[i].Mode() == ir.ModeMEM {
 				p.Insns[i].Op = p.Insns[i].Op&^0xe0 | uint8(ir.ModeProbeMem32)

@@ -99,3 +99,23 @@ func TestRegUsage(t *testing.T) {
 		t.Error("arena store not noticed")
 	}
 }
+
+// TestRegUsageLdImm64Src: the pseudo source of a ld_imm64 counts only in
+// programs with several functions (the kernel clears it after
+// jit_subprogs but before the JIT of a single-function program).
+func TestRegUsageLdImm64Src(t *testing.T) {
+	ld := []ir.Instruction{{Op: ir.OpLdImm64, Dst: ir.R1, Src: ir.PseudoMapIdxValue}, {}}
+	single := ir.NewProgram("s", append(append([]ir.Instruction{}, ld...), sdR0, sdExit))
+	multi := ir.NewProgram("m", append(append([]ir.Instruction{}, ld...), ir.Instruction{Op: ir.OpCall, Src: ir.CallLocal, Imm: 1}, sdExit, sdR0, sdExit))
+	for _, c := range []struct {
+		p    *ir.Program
+		want ir.RegSet
+	}{{single, 0}, {multi, 1 << ir.R6}} {
+		if err := (RegUsage{}).Run(c.p, &pipeline.Context{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.p.Funcs[0].CalleeSaved; got != c.want {
+			t.Errorf("%s: callee-saved %b, want %b", c.p.Name, got, c.want)
+		}
+	}
+}
