@@ -539,10 +539,16 @@ func (a *analyzer) step(k, i int, st *astate) (bool, error) {
 		case ins.ALUOp() == ir.ALUAdd || ins.ALUOp() == ir.ALUSub:
 			d := st.r[ins.Dst]
 			if d.k&kPointers == 0 {
-				// scalar += pointer keeps the pointer (the verifier swaps them).
-				if ins.Source() == ir.SourceX && ins.ALUOp() == ir.ALUAdd && st.r[ins.Src].k&(kPointers&^kArena) != 0 {
+				// scalar += pointer gives the pointer (the verifier swaps
+				// the operands); with an arena pointer the addition is
+				// narrowed like any arena arithmetic (kernel-checked: p36).
+				if ins.Source() == ir.SourceX && ins.ALUOp() == ir.ALUAdd && st.r[ins.Src].k&kPointers != 0 {
 					s := st.r[ins.Src]
 					s.offOK = false
+					if s.k&kArena != 0 {
+						a.info.dst[i] |= kArena
+						s.k &= kArena | kScalar
+					}
 					st.r[ins.Dst] = s
 				} else {
 					st.r[ins.Dst] = scalar
