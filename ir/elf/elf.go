@@ -432,7 +432,8 @@ func (l *loader) readExecSections() error {
 	}
 	// Line info.
 	if l.ext != nil {
-		for _, si := range l.execs {
+		for _, i := range l.execOrder() {
+			si := l.execs[i]
 			_, lines, core := l.ext.Section(si.sec.Name)
 			for _, c := range core {
 				k := int(c.Offset)
@@ -454,13 +455,19 @@ func (l *loader) readExecSections() error {
 	return nil
 }
 
-func (l *loader) buildPrograms() error {
+// execOrder returns the executable sections' indices in file order, so
+// that programs and errors come out deterministically.
+func (l *loader) execOrder() []int {
 	idx := make([]int, 0, len(l.execs))
 	for i := range l.execs {
 		idx = append(idx, i)
 	}
 	sort.Ints(idx)
-	for _, i := range idx {
+	return idx
+}
+
+func (l *loader) buildPrograms() error {
+	for _, i := range l.execOrder() {
 		si := l.execs[i]
 		if si.sec.Name == ".text" {
 			continue
