@@ -233,7 +233,7 @@ func (Arena) Run(p *ir.Program, ctx *pipeline.Context) error {
 			if ins.IsCastToKernel() {
 				*ins = ir.Instruction{Op: uint8(ir.ClassALU) | uint8(ir.ALUMov) | uint8(ir.SourceX), Dst: ins.Dst, Src: ins.Src}
 			}
-		case c == ir.ClassALU64 && ins.ALUOp() != ir.ALUMov && ins.ALUOp() != ir.ALUEnd && ins.ALUOp() != ir.ALUNeg && info.dst[i]&kArena != 0:
+		case !xl && c == ir.ClassALU64 && ins.ALUOp() != ir.ALUMov && ins.ALUOp() != ir.ALUEnd && ins.ALUOp() != ir.ALUNeg && info.dst[i]&kArena != 0:
 			if k := info.dst[i] & kPointers &^ kArena; k != 0 {
 				return &ir.Error{Index: i, Reason: fmt.Sprintf("arithmetic on a register that is an arena pointer on one path and %v on another", k)}
 			}
