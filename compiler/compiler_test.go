@@ -217,3 +217,34 @@ func TestListingLines(t *testing.T) {
 	require.Contains(t, out, "  ; prologue\n")
 	require.Contains(t, out, "; exception table at 0xffffffffa0000060: 4 entries")
 }
+
+// TestConformance compiles the 313 programs of the conformance suite for
+// the kernel target: all but callx (which the kernel's x86 JIT does not
+// take) compile, and every byte of the code decodes as x86.
+func TestConformance(t *testing.T) {
+	files, _ := filepath.Glob("/work/shared/conformance/*.data")
+	if len(files) == 0 {
+		t.Skip("no conformance suite at /work/shared/conformance")
+	}
+	tgt := amd64.Linux618()
+	ok := 0
+	for _, f := range files {
+		ins, err := Load(f, LoadOptions{})
+		require.NoError(t, err)
+		r, err := Compile(ins[0], Options{Target: tgt})
+		if filepath.Base(f) == "callx.data" {
+			require.ErrorContains(t, err, "instruction 2: ")
+			continue
+		}
+		require.NoError(t, err, f)
+		for _, fn := range r.Image.Funcs {
+			for pc := 0; pc < len(fn.Code); {
+				inst, err := x86asm.Decode(fn.Code[pc:], 64)
+				require.NoError(t, err, "%s offset %#x", f, pc)
+				pc += inst.Len
+			}
+		}
+		ok++
+	}
+	require.Equal(t, len(files)-1, ok)
+}

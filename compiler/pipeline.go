@@ -19,13 +19,15 @@ func DefaultPipeline(fromXlated bool) *pipeline.Pipeline {
 }
 
 // PipelineFor is DefaultPipeline with the settings the input's program type
-// implies: a syscall program's context is plain memory.
+// implies: the context is plain memory for syscall programs, and for raw
+// and assembly inputs, which have no program type (the conformance suite's
+// convention: r1 points to the test's memory).
 func PipelineFor(in *Input, fromXlated bool) *pipeline.Pipeline {
 	if fromXlated {
 		return passes.JIT()
 	}
 	var o passes.Options
-	if in.ElfProg != nil && in.ElfProg.Type == ebpf.Syscall {
+	if in.ElfProg == nil || in.ElfProg.Type == ebpf.Syscall {
 		o.CtxIsMemory = true
 	}
 	return passes.Default(o)
