@@ -76,7 +76,7 @@ func TestArenaCorpusMatchesKernel(t *testing.T) {
 			}
 			n++
 			name := filepath.Base(path) + "/" + ep.Name
-			if err := runArenaProgram(ep, def, want); err != nil {
+			if err := runArenaProgram(ep, def, obj.Arena, want); err != nil {
 				t.Errorf("%s: %v", name, err)
 				continue
 			}
@@ -89,15 +89,24 @@ func TestArenaCorpusMatchesKernel(t *testing.T) {
 	t.Logf("arena corpus: %d/%d programs match the live kernel (r0, context, arena bytes)", ok, n)
 }
 
-func runArenaProgram(ep *elf.Program, def *elf.Map, want kernelRun) error {
+func runArenaProgram(ep *elf.Program, def *elf.Map, globals *elf.ArenaGlobals, want kernelRun) error {
 	a, err := arena.New(int(def.MaxEntries), arena.Options{UserVMStart: def.MapExtra})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	syms := map[string]uint64{def.Name: fakeMapAddr}
+	if globals != nil {
+		// libbpf's placement: the last pages of the arena
+		base, err := a.LoadGlobals(globals.Data, globals.Size)
+		if err != nil {
+			return err
+		}
+		syms[elf.ArenaSection] = base
+	}
 	p, err := Load(ep.Prog, &LoadOptions{
 		Options: Options{Arena: a, Helpers: helpers.Kernel(), Name: ep.Name},
-		Context: &pipeline.Context{Symbols: map[string]uint64{def.Name: fakeMapAddr}},
+		Context: &pipeline.Context{Symbols: syms},
 	})
 	if err != nil {
 		return fmt.Errorf("load: %w", err)

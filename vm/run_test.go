@@ -339,3 +339,41 @@ exit`, binary.LittleEndian.Uint64(fmtStr)), &Options{Helpers: hs})
 		t.Errorf("unknown helper: %v", err)
 	}
 }
+
+// TestDroppedProgramIsFreed: a program dropped without Close gives its code
+// and fault entries back once the GC finds it unreachable.
+func TestDroppedProgramIsFreed(t *testing.T) {
+	a, err := arena.New(1, arena.Options{})
+	if err != nil {
+		t.Skip(err)
+	}
+	defer a.Close()
+	m, _ := initMachine()
+	free := func() int {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		n := 0
+		for _, s := range m.free {
+			n += s.size
+		}
+		return n
+	}
+	before := free()
+	for i := 0; i < 50; i++ {
+		p := arenaProg(t, a)
+		if _, err := p.Run(context.Background(), a.UserVMStart()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 20 && free() < before; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := free(); got < before {
+		t.Errorf("free code bytes %d after dropping 50 programs, %d before", got, before)
+	}
+	faults.mu.Lock()
+	n := len(faults.byProg)
+	faults.mu.Unlock()
+	t.Logf("%d programs with fault entries still loaded", n)
+}

@@ -102,7 +102,7 @@ func installHandler() error {
 // faults is the set of exception-table entries of all loaded programs.
 var faults struct {
 	mu     sync.Mutex
-	byProg map[*Program][]faultEntry
+	byProg map[int][]faultEntry // by the program's offset in the code region
 	cur    []byte // the published table's mapping
 }
 
@@ -133,13 +133,14 @@ func faultEntries(t *extable.Table) ([]faultEntry, error) {
 	return out, nil
 }
 
-// publishFaults sets prog's entries (nil removes them) and publishes a new
-// table. The old table is unmapped once no handler can be reading it.
-func publishFaults(prog *Program, entries []faultEntry) error {
+// publishFaults sets the entries of the program at offset prog of the code
+// region (nil removes them) and publishes a new table. The old table is
+// unmapped once no handler can be reading it.
+func publishFaults(prog int, entries []faultEntry) error {
 	faults.mu.Lock()
 	defer faults.mu.Unlock()
 	if faults.byProg == nil {
-		faults.byProg = map[*Program][]faultEntry{}
+		faults.byProg = map[int][]faultEntry{}
 	}
 	if entries == nil {
 		delete(faults.byProg, prog)

@@ -198,6 +198,17 @@ type Program struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	closed  bool
+	cleanup runtime.Cleanup
+}
+
+// progMem is a program's place in the code region.
+type progMem struct{ off, size int }
+
+// freeProgram removes a program's fault entries and frees its code.
+func freeProgram(m progMem) error {
+	err := publishFaults(m.off, nil)
+	machine.mem.release(m.off, m.size)
+	return err
 }
 
 // acquire takes a reference for a run; false once Close has begun.
@@ -268,6 +279,9 @@ func LoadWriter(size int, w Writer, opts *Options) (*Program, error) {
 	}
 	p := &Program{name: o.Name, off: off, size: size, entry: uintptr(entry), execLo: exec, opts: o}
 	p.cond = sync.NewCond(&p.mu)
+	// A program dropped without Close is freed when the GC finds it
+	// unreachable (no run can hold it then: a run references it).
+	p.cleanup = runtime.AddCleanup(p, func(m progMem) { freeProgram(m) }, progMem{off, size})
 	for _, h := range o.Helpers.Helpers() {
 		if h.ID >= 0 && h.ID < maxHelperID {
 			for int(h.ID) >= len(p.helperFns) {
@@ -277,7 +291,7 @@ func LoadWriter(size int, w Writer, opts *Options) (*Program, error) {
 		}
 	}
 	if len(fes) > 0 {
-		if err := publishFaults(p, fes); err != nil {
+		if err := publishFaults(off, fes); err != nil {
 			m.release(off, size)
 			return nil, err
 		}
@@ -306,9 +320,8 @@ func (p *Program) Close() error {
 		return nil
 	}
 	p.closed = true
-	err := publishFaults(p, nil)
-	machine.mem.release(p.off, p.size)
-	return err
+	p.cleanup.Stop()
+	return freeProgram(progMem{p.off, p.size})
 }
 
 // ErrClosed is returned by runs of a closed program.
