@@ -103,7 +103,7 @@ func installHandler() error {
 var faults struct {
 	mu     sync.Mutex
 	byProg map[int][]faultEntry // by the program's offset in the code region
-	cur    []byte // the published table's mapping
+	cur    []byte               // the published table's mapping
 }
 
 // faultEntries converts an image's extable (addresses where the code runs)
