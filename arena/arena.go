@@ -474,6 +474,9 @@ func (a *Arena) LoadGlobals(data []byte, size int) (uint64, error) {
 	if size == 0 {
 		return 0, fmt.Errorf("arena: no globals to load")
 	}
+	if a.closed.Load() {
+		return 0, ErrClosed
+	}
 	n := (size + PageSize - 1) / PageSize
 	if n > a.l.Pages {
 		return 0, fmt.Errorf("arena: %d bytes of globals do not fit in %d pages", size, a.l.Pages)

@@ -399,3 +399,14 @@ func TestNonZeroLow32UserBase(t *testing.T) {
 		t.Fatalf("alloc by 32-bit pointer gave %#x", got)
 	}
 }
+
+func TestLoadGlobalsClosed(t *testing.T) {
+	a, err := New(2, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if _, err := a.LoadGlobals([]byte{1}, 1); err != ErrClosed {
+		t.Fatalf("LoadGlobals on a closed arena: %v", err)
+	}
+}
