@@ -53,11 +53,16 @@ func HelperName(id int32) (string, bool) {
 }
 
 // Format returns the text of instruction i in the kernel's verifier-log
-// syntax, without the "(op) " column, e.g. "r0 = *(u32 *)(r1 +4)".
+// syntax, without the "(op) " column, e.g. "r0 = *(u32 *)(r1 +4)". For the
+// second slot of a ld_imm64, which the kernel never prints, it returns
+// "(ld_imm64 second half)".
 func (p *Program) Format(i int) string { return p.FormatWith(i, nil) }
 
 // FormatWith is Format with printer options.
 func (p *Program) FormatWith(i int, o *PrintOptions) string {
+	if i > 0 && p.isSecondHalf(i) {
+		return "(ld_imm64 second half)"
+	}
 	s := p.KernelText(i, o)
 	if len(s) > 5 && s[0] == '(' && s[3] == ')' && s[4] == ' ' {
 		return s[5:]

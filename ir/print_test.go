@@ -160,6 +160,9 @@ func TestString(t *testing.T) {
 	if got := p.Format(2); got != "r0 = 0" {
 		t.Errorf("Format(2) = %q", got)
 	}
+	if got := p.Format(1); got != "(ld_imm64 second half)" {
+		t.Errorf("Format(1) = %q", got)
+	}
 	idx, text := p.Lines(nil)
 	if len(idx) != 3 || idx[1] != 2 || text[2] != "(95) exit" {
 		t.Errorf("Lines = %v %q", idx, text)
