@@ -472,9 +472,16 @@ func (r *Runner) Run(r1, r2 uint64) (uint64, error) {
 	c.budget, c.refill = p.opts.YieldInterval, p.opts.YieldInterval
 	enter(r.st.base, p.entry)
 	if c.exit == exitReturn {
-		return c.rax, nil
+		r0 := c.rax
+		// r (and through it the program and the stack) must stay
+		// reachable while the code runs: their cleanups free the code
+		// and the stack region.
+		runtime.KeepAlive(r)
+		return r0, nil
 	}
-	return p.loop(context.Background(), r.st, &r.rc)
+	r0, err := p.loop(context.Background(), r.st, &r.rc)
+	runtime.KeepAlive(r)
+	return r0, err
 }
 
 // yieldPoint lets the scheduler run: a pending stop-the-world or
