@@ -173,6 +173,18 @@ func arenaFamily() {
 		},
 	})
 	add(Entry{
+		Name: "arena_global_func_arg",
+		Note: "a global function (verified on its own) with an arg:arena argument: it arrives as a scalar, the callee casts it and accesses the arena",
+		Maps: []kernel.MapDef{arenaMap},
+		Build: func(b *B) {
+			scalars(b, R2)
+			b.Emit(LdMapValue(R1, 0, 0x1000)...)
+			b.Emit(CastKern(R1, R1)).CallLocal("g").Exit()
+			b.Label("g").Declare("g", kernel.FuncDecl{Global: true, Args: 2, ArenaArgs: []int{0}})
+			b.Emit(CastKern(R1, R1), Stx(DW, R1, R2, 8), Ldx(W32, R0, R1, 16), St(H16, R1, 24, 7), Ldx(B8, R3, R1, -1), AluX(ALU64, ir.ALUAdd, R0, R3)).Exit()
+		},
+	})
+	add(Entry{
 		Name: "arena_alloc_pages",
 		Note: "kfunc call bpf_arena_alloc_pages (call rel32 to call base + imm) and use of the page",
 		Maps: []kernel.MapDef{arenaMap},

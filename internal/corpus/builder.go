@@ -19,6 +19,7 @@ package corpus
 import (
 	"fmt"
 
+	"github.com/bpfc/bpfc/internal/kernel"
 	"github.com/bpfc/bpfc/ir"
 )
 
@@ -29,6 +30,33 @@ type B struct {
 	labels map[string]int
 	refs   []ref
 	err    error
+	decls  map[string]kernel.FuncDecl
+}
+
+// Declare gives the function starting at label a BTF declaration (global
+// linkage, arguments, arena arguments).
+func (b *B) Declare(label string, d kernel.FuncDecl) *B {
+	if b.decls == nil {
+		b.decls = map[string]kernel.FuncDecl{}
+	}
+	b.decls[label] = d
+	return b
+}
+
+// FuncDecls returns the declarations by first instruction.
+func (b *B) FuncDecls() (map[int]kernel.FuncDecl, error) {
+	if len(b.decls) == 0 {
+		return nil, nil
+	}
+	out := map[int]kernel.FuncDecl{}
+	for l, d := range b.decls {
+		at, ok := b.labels[l]
+		if !ok {
+			return nil, fmt.Errorf("declaration of undefined label %q", l)
+		}
+		out[at] = d
+	}
+	return out, nil
 }
 
 type ref struct {

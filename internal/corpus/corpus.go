@@ -37,11 +37,17 @@ func (e *Entry) Program() (*ir.Program, error) {
 
 // Spec returns what internal/kernel loads.
 func (e *Entry) Spec() (*kernel.Spec, error) {
-	p, err := e.Program()
+	b := NewB()
+	e.Build(b)
+	p, err := b.Program(e.Name)
 	if err != nil {
 		return nil, err
 	}
-	return &kernel.Spec{Name: e.Name, Type: e.Type, Flags: e.Flags, Program: p, Maps: e.Maps}, nil
+	decls, err := b.FuncDecls()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e.Name, err)
+	}
+	return &kernel.Spec{Name: e.Name, Type: e.Type, Flags: e.Flags, Program: p, Maps: e.Maps, FuncDecls: decls}, nil
 }
 
 // Pure reports a program whose results depend only on its context: a

@@ -42,8 +42,10 @@ type Capture struct {
 	// (the backend loads the callee's exec address), and tail calls
 	// become the kernel-internal opcode (imm 0: indirect; k>0: direct, the
 	// k-th poke descriptor), and PROBE_MEM loads get their mode back
-	// (ProbeMemInsns). Arena accesses stay MEM, as in the dump: the truth is
-	// ArenaInsns.
+	// (ProbeMemInsns). In programs with several functions, map-value loads
+	// that were loaded with src 6 (fd_array index) keep src 6: the JIT saw
+	// it (and saved rbx for it). Arena accesses stay MEM, as in the dump:
+	// the truth is ArenaInsns.
 	JITInput Hex `json:"jit_input"`
 
 	// Jited is the machine code of all functions, concatenated.
@@ -113,6 +115,8 @@ type Line struct {
 	Insn int `json:"insn"`
 	Func int `json:"func"`
 	Off  int `json:"off"`
+	// Src is the index of the instruction in Source this one came from.
+	Src int `json:"src"`
 }
 
 // x86 registers of BPF R0..R10 and the kernel's AX (r11) (reg2hex).
@@ -178,7 +182,7 @@ func CaptureLoaded(l *Loaded, note string) (*Capture, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: line info address %#x outside the image", c.Name, li.Addr)
 		}
-		c.Lines = append(c.Lines, Line{Insn: li.Insn, Func: f, Off: off})
+		c.Lines = append(c.Lines, Line{Insn: li.Insn, Func: f, Off: off, Src: li.Line - 1})
 	}
 	if err := c.derive(); err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Name, err)
@@ -416,6 +420,19 @@ func (c *Capture) derive() error {
 	}
 	for _, i := range c.ProbeMemInsns {
 		in[i].Op = in[i].Op&^0xe0 | uint8(ir.ModeProbeMem)
+	}
+	// In a program with several functions the JIT runs before the
+	// verifier clears the pseudo source of ld_imm64 (src_reg), so a map
+	// value loaded by fd_array index (src 6) still names R6 there and the
+	// function saves rbx. Restore that source from the loaded program.
+	if len(c.FuncLens) > 1 {
+		src, _ := rawInsns(c.Source)
+		for _, l := range c.Lines {
+			if l.Insn < n && in[l.Insn].IsLdImm64() && l.Src >= 0 && l.Src < len(src) &&
+				src[l.Src].IsLdImm64() && src[l.Src].Src == ir.PseudoMapIdxValue {
+				in[l.Insn].Src = ir.PseudoMapIdxValue
+			}
+		}
 	}
 	c.JITInput = ir.Encode(&ir.Program{Insns: in})
 	return nil

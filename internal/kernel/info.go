@@ -15,6 +15,8 @@ import (
 type LineInfo struct {
 	Insn int
 	Addr uint64
+	// Line is the record's line number; Load numbers them source index + 1.
+	Line int
 }
 
 // Info is what BPF_OBJ_GET_INFO_BY_FD tells about a loaded program.
@@ -83,9 +85,11 @@ func ProgInfo(fd int) (*Info, error) {
 	if len(lines) > 0 && len(jlines) > 0 {
 		n := min(int(first.nrLineInfo), int(first.nrJitedLineInfo))
 		for k := 0; k < n; k++ {
-			insn := binary.LittleEndian.Uint32(lines[k*int(lineRec):])
+			rec := lines[k*int(lineRec):]
+			insn := binary.LittleEndian.Uint32(rec)
+			lineCol := binary.LittleEndian.Uint32(rec[12:])
 			addr := binary.LittleEndian.Uint64(jlines[k*int(jlineRec):])
-			out.Lines = append(out.Lines, LineInfo{Insn: int(insn), Addr: addr})
+			out.Lines = append(out.Lines, LineInfo{Insn: int(insn), Addr: addr, Line: int(lineCol >> 10)})
 		}
 	}
 	return out, nil

@@ -84,6 +84,11 @@ type Spec struct {
 	// resolved by name to the kernel's BTF id at load time.
 	Program *ir.Program
 	Maps    []MapDef
+	// FuncDecls describe functions for BTF func info, by first instruction
+	// (functions not listed are static `int f(void)`): global functions are
+	// verified on their own, and their arena arguments (`arg:arena` decl
+	// tags) arrive as arena pointers.
+	FuncDecls map[int]FuncDecl
 	// MapFDs are maps the caller already has; they follow the maps created
 	// from Maps in fd_array (index len(Maps)+k). The caller keeps them open.
 	MapFDs []int
@@ -226,7 +231,7 @@ func Load(spec *Spec) (*Loaded, error) {
 	var linfo, funcInfo []byte
 	if !spec.NoLineInfo {
 		starts := funcStarts(insns)
-		blob, recs, finfo := lineInfoBTF(insns, starts)
+		blob, recs, finfo := lineInfoBTF(insns, starts, spec.FuncDecls)
 		fd, err := loadBTF(blob)
 		if err != nil {
 			return nil, &LoadError{Name: spec.Name, Err: err}
@@ -237,7 +242,7 @@ func Load(spec *Spec) (*Loaded, error) {
 		attr.lineInfoRecSize = lineInfoRecSize
 		attr.lineInfo = ptr(linfo)
 		attr.lineInfoCnt = uint32(len(linfo) / lineInfoRecSize)
-		if len(starts) > 1 {
+		if len(starts) > 1 || len(spec.FuncDecls) > 0 {
 			// Tail calls in subprograms need BTF func info.
 			funcInfo = finfo
 			attr.funcInfoRecSize = funcInfoRecSize
@@ -377,41 +382,83 @@ func funcStarts(insns []ir.Instruction) []int {
 	return out
 }
 
+// FuncDecl is the BTF declaration of one function.
+type FuncDecl struct {
+	Global bool
+	// Args is the number of arguments (u64 scalars, or arena pointers for
+	// those listed in ArenaArgs).
+	Args      int
+	ArenaArgs []int
+}
+
 // Line and func info: one bpf_line_info record per instruction (second
 // halves of ld_imm64 excluded, as the kernel requires), all pointing at one
-// file name in a minimal BTF blob: an int, a prototype `int (void)` and one
-// static FUNC per function (func_info, needed only by multi-function
-// programs).
+// file name in a minimal BTF blob: an int, a u64, a pointer to int, a
+// prototype per function and one FUNC per function (func_info, needed by
+// multi-function programs), plus `arg:arena` decl tags.
 const (
 	lineInfoRecSize = 16
 	funcInfoRecSize = 8
 )
 
-func lineInfoBTF(insns []ir.Instruction, starts []int) (blob, recs, finfo []byte) {
-	strs := []byte("\x00int\x00bpfc\x00insn\x00")
-	const offInt, offFile, offLine = 1, 5, 10
+func lineInfoBTF(insns []ir.Instruction, starts []int, decls map[int]FuncDecl) (blob, recs, finfo []byte) {
+	strs := []byte("\x00int\x00bpfc\x00insn\x00u64\x00arg:arena\x00a\x00")
+	const offInt, offFile, offLine, offU64, offArena, offArg = 1, 5, 10, 15, 19, 29
 	le := binary.LittleEndian
 	var types []byte
+	typ := func(name, info, sizeOrType uint32) {
+		types = le.AppendUint32(types, name)
+		types = le.AppendUint32(types, info)
+		types = le.AppendUint32(types, sizeOrType)
+	}
 	// [1] INT "int": size 4, encoding signed 32 bits.
-	types = le.AppendUint32(types, offInt)
-	types = le.AppendUint32(types, 1<<24)
-	types = le.AppendUint32(types, 4)
+	typ(offInt, 1<<24, 4)
 	types = le.AppendUint32(types, 1<<24|32)
-	// [2] FUNC_PROTO int (void).
-	types = le.AppendUint32(types, 0)
-	types = le.AppendUint32(types, 13<<24)
-	types = le.AppendUint32(types, 1)
-	// [3...] FUNC "f<k>" static, type [2].
+	// [2] INT "u64".
+	typ(offU64, 1<<24, 8)
+	types = le.AppendUint32(types, 64)
+	// [3] PTR to int.
+	typ(0, 2<<24, 1)
+	next := uint32(4)
+	var tags []byte
 	for k, st := range starts {
+		d := decls[st]
+		// FUNC_PROTO int (args...).
+		proto := next
+		typ(0, 13<<24|uint32(d.Args), 1)
+		for a := 0; a < d.Args; a++ {
+			t := uint32(2)
+			for _, x := range d.ArenaArgs {
+				if x == a {
+					t = 3
+				}
+			}
+			types = le.AppendUint32(types, offArg)
+			types = le.AppendUint32(types, t)
+		}
+		next++
+		// FUNC "f<k>", static or global.
 		name := uint32(len(strs))
 		strs = append(strs, fmt.Sprintf("f%d", k)...)
 		strs = append(strs, 0)
-		types = le.AppendUint32(types, name)
-		types = le.AppendUint32(types, 12<<24)
-		types = le.AppendUint32(types, 2)
+		linkage := uint32(0)
+		if d.Global {
+			linkage = 1
+		}
+		fn := next
+		typ(name, 12<<24|linkage, proto)
+		next++
 		finfo = le.AppendUint32(finfo, uint32(st))
-		finfo = le.AppendUint32(finfo, uint32(3+k))
+		finfo = le.AppendUint32(finfo, fn)
+		for _, a := range d.ArenaArgs {
+			// DECL_TAG "arg:arena" on argument a of the function.
+			tags = le.AppendUint32(tags, offArena)
+			tags = le.AppendUint32(tags, 17<<24)
+			tags = le.AppendUint32(tags, fn)
+			tags = le.AppendUint32(tags, uint32(a))
+		}
 	}
+	types = append(types, tags...)
 	hdr := make([]byte, 0, 24)
 	hdr = le.AppendUint16(hdr, 0xeB9F) // magic
 	hdr = append(hdr, 1, 0)            // version, flags
