@@ -297,7 +297,13 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("re-encoded %x, want %x", got, b)
 			}
 			_ = p.String()
-			_ = asm.Format(p)
+			q, err := asm.Assemble(asm.Format(p))
+			if err != nil {
+				t.Fatalf("asm.Format output does not assemble: %v\n%s", err, asm.Format(p))
+			}
+			if !bytes.Equal(ir.Encode(q), b) {
+				t.Fatalf("asm round trip differs:\n%s", asm.Format(p))
+			}
 			if _, err := ir.NewCFG(p); err != nil {
 				var e *ir.Error
 				if !errors.As(err, &e) {
