@@ -164,6 +164,12 @@ TEXT ·sigtramp(SB), NOSPLIT|NOFRAME, $0
 	MOVQ $1, R9
 	LOCK
 	XADDQ R9, ·inHandler(SB)
+	// Only memory faults are fixed up (SIGSEGV 11, SIGBUS 7).
+	CMPL DI, $11
+	JEQ lookup
+	CMPL DI, $7
+	JNE nofix
+lookup:
 	MOVQ ·faultTable(SB), R8
 	TESTQ R8, R8
 	JEQ nofix

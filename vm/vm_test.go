@@ -517,3 +517,33 @@ func gcPauseWhileLooping(p *Program) (pause, gc time.Duration, nyield uint64) {
 	}
 	return pause, gc, nyield
 }
+
+// TestSignalsInCode: a division error, an invalid instruction and an int3
+// in compiled code end the run with a FaultError naming the signal, and Go
+// keeps working.
+func TestSignalsInCode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sig  unix.Signal
+		at   uint64 // image offset the error reports
+		emit func(h *hand)
+	}{
+		{"div by zero", unix.SIGFPE, 7, func(h *hand) {
+			h.ins("xor ecx, ecx", 0x31, 0xc9)
+			h.ins("mov eax, 0x1", 0xb8, 0x01, 0, 0, 0)
+			h.ins("div rcx", 0x48, 0xf7, 0xf1)
+		}},
+		{"ud2", unix.SIGILL, 0, func(h *hand) { h.ins("ud2", 0x0f, 0x0b) }},
+		{"int3", unix.SIGTRAP, 1, func(h *hand) { h.ins("int3", 0xcc) }},
+	} {
+		h := &hand{}
+		tc.emit(h)
+		h.ins("ret", 0xc3)
+		p := h.load(t, nil)
+		_, err := p.Run(context.Background())
+		var fe *FaultError
+		if !errors.As(err, &fe) || fe.Signal != tc.sig || fe.Off != tc.at {
+			t.Errorf("%s: %v (%+v), want %v at offset %d", tc.name, err, fe, tc.sig, tc.at)
+		}
+	}
+}
