@@ -14,10 +14,13 @@ import (
 // helper table, ld_imm64 of maps print as map[id:N], map[id:N][0]+off,
 // map[idx:N]+off, functions as subprog[+N], and everything else as the
 // kernel prints it. Where the kernel has no text of its own (it prints
-// BUG_... for its internal PROBE_* modes, never shown in a dump because
-// bpf_insn_prepare_dump turns them back into plain loads and stores; a
-// (null) for the internal tail-call opcode) this printer prints the plain
-// form with a "probe_mem"/"probe_mem32"/... annotation, or "tail_call".
+// BUG_... for its internal PROBE_* modes: bpf_insn_prepare_dump turns
+// PROBE_MEM and PROBE_MEM32 back into plain loads and stores for a dump, but
+// PROBE_MEMSX, PROBE_MEM32SX and PROBE_ATOMIC show, as BUG_ldx_c1 or BUG_fb;
+// and "if r0 (null) ..." for the internal tail-call opcode, which a dump
+// shows as a call of bpf_tail_call) this printer prints the plain form with
+// a "probe_mem"/"probe_mem32sx"/... annotation, or "tail_call", unless
+// PrintOptions.KernelInternal asks for the kernel's text.
 
 // PrintOptions are the printer's hooks; nil fields use the defaults.
 type PrintOptions struct {
