@@ -52,7 +52,7 @@ func (StackDepth) Run(p *ir.Program, _ *pipeline.Context) error {
 		funcs[k].StackDepth = d
 	}
 	p.Funcs = funcs
-	return nil
+	return checkStackLimits(p, funcs) // limits.go
 }
 
 const (

@@ -1,0 +1,68 @@
+package passes
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/pipeline"
+)
+
+// chainProgram: n functions, function k stores at r10-stack[k] and calls
+// function k+1 (call imm relative), the last one returns.
+func chainProgram(stack []int16) *ir.Program {
+	var insns []ir.Instruction
+	n := len(stack)
+	// Each function: st [r10-s]; call next; exit  (3 slots); last: st; r0=0; exit.
+	for k := 0; k < n; k++ {
+		insns = append(insns, sdSt(ir.SizeB, ir.R10, -stack[k]))
+		if k < n-1 {
+			insns = append(insns, ir.Instruction{Op: ir.OpCall, Src: ir.CallLocal, Imm: 1})
+		} else {
+			insns = append(insns, sdR0)
+		}
+		insns = append(insns, sdExit)
+	}
+	return ir.NewProgram("chain", insns)
+}
+
+func TestStackLimits(t *testing.T) {
+	recursive := ir.NewProgram("rec", []ir.Instruction{
+		{Op: ir.OpCall, Src: ir.CallLocal, Imm: 1}, sdExit,
+		{Op: ir.OpCall, Src: ir.CallLocal, Imm: -1}, sdExit, // calls itself
+	})
+	cases := []struct {
+		name string
+		p    *ir.Program
+		at   int    // -1: no error
+		want string // substring of the reason
+	}{
+		{"512 bytes", chainProgram([]int16{512}), -1, ""},
+		{"513 bytes", chainProgram([]int16{513}), 0, "uses 513 bytes of stack, more than the kernel's limit of 512"},
+		{"8 frames", chainProgram([]int16{8, 8, 8, 8, 8, 8, 8, 8}), -1, ""},
+		{"9 frames", chainProgram([]int16{8, 8, 8, 8, 8, 8, 8, 8, 8}), 22, "call stack 9 frames deep, more than the kernel's limit of 8"},
+		{"combined 512", chainProgram([]int16{256, 256}), -1, ""},
+		{"combined 2x300", chainProgram([]int16{300, 300}), 1, "combined stack size of 2 calls is 608 bytes"},
+		{"rounding to 16", chainProgram([]int16{250, 257}), 1, "combined stack size of 2 calls is 528 bytes"},
+		{"recursion", recursive, 2, "recursive call"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := StackDepth{}.Run(c.p, &pipeline.Context{})
+			if c.at < 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			var ie *ir.Error
+			if !errors.As(err, &ie) {
+				t.Fatalf("got %v, want an *ir.Error", err)
+			}
+			if ie.Index != c.at || !strings.Contains(ie.Reason, c.want) {
+				t.Fatalf("got %q (index %d), want index %d and %q", err, ie.Index, c.at, c.want)
+			}
+		})
+	}
+}
