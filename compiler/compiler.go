@@ -416,3 +416,49 @@ func withSourceLine(err error, p *ir.Program) error {
 	}
 	return err
 }
+
+// Mismatch compares the program the passes produced (ours) with the
+// program the kernel's JIT compiled (the xlated program with addresses) and
+// returns the first slot where they differ, or -1. The immediates of
+// ld_imm64s and calls (addresses) are not compared, and the arena modes are
+// compared as the xlated dump shows them (PROBE_MEM32 as MEM, PROBE_MEM32SX
+// as MEMSX, PROBE_ATOMIC as ATOMIC). A difference means the verifier did
+// something the passes do not (dead-code elimination, branch folding,
+// helper inlining...), so the two compilations cannot be expected to agree.
+func Mismatch(ours, kernel *ir.Program) int {
+	n := min(ours.Len(), kernel.Len())
+	for i := 0; i < n; i++ {
+		a, b := dumpForm(ours.Insns[i]), dumpForm(kernel.Insns[i])
+		if a.IsLdImm64() && b.IsLdImm64() {
+			if a.Dst != b.Dst {
+				return i
+			}
+			i++
+			continue
+		}
+		if a.IsCall() && b.IsCall() && !a.IsPseudoCall() && !b.IsPseudoCall() {
+			continue
+		}
+		if a != b {
+			return i
+		}
+	}
+	if ours.Len() != kernel.Len() {
+		return n
+	}
+	return -1
+}
+
+// dumpForm maps the kernel-internal arena modes to what an xlated dump shows.
+func dumpForm(ins ir.Instruction) ir.Instruction {
+	c, m := ins.Class(), ins.Mode()
+	switch {
+	case (c == ir.ClassLDX || c == ir.ClassST || c == ir.ClassSTX) && m == ir.ModeProbeMem32:
+		ins.Op = ins.Op&^0xe0 | uint8(ir.ModeMEM)
+	case c == ir.ClassLDX && m == ir.ModeProbeMem32SX:
+		ins.Op = ins.Op&^0xe0 | uint8(ir.ModeMEMSX)
+	case c == ir.ClassSTX && m == ir.ModeProbeAtomic:
+		ins.Op = ins.Op&^0xe0 | uint8(ir.ModeATOMIC)
+	}
+	return ins
+}

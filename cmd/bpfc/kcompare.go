@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,8 @@ the machine code byte for byte. When the xlated program lines up with the origin
 one slot for slot, it also compiles the original program through the whole pass
 pipeline with the addresses the kernel used and compares that too ("from source").
 It prints one line per program and exits 1 when any comparison differs (the line
-names the function, offset and BPF instruction).
+names the function, offset and BPF instruction); a program the kernel's verifier
+rejects is reported as not compared.
 Needs root, bpf() and the JIT on.`,
 		Example: `  bpfc kcompare testdata/elf/alu.o
   bpfc kcompare --prog-type xdp prog.bin`,
@@ -155,6 +157,12 @@ func (f *kcompareFlags) compare(in *compiler.Input, forced kernel.ProgType) (str
 	}
 	l, err := kernel.Load(spec)
 	if err != nil {
+		var le *kernel.LoadError
+		if errors.As(err, &le) {
+			// The verifier's verdict is not a bpfc difference: report it.
+			return fmt.Sprintf("%s: %s: not compared: the kernel rejected it (%s)", in.File, in.Name,
+				strings.SplitN(le.Err.Error(), "\n", 2)[0]), nil
+		}
 		return fail(err)
 	}
 	defer l.Close()
@@ -207,7 +215,23 @@ func fromSource(in *compiler.Input, c *kernel.Capture, jit *ir.Program, t amd64.
 	if !ok {
 		return "not compared (the kernel's map loads and calls do not pair up with the original's)"
 	}
-	r, err := compiler.Compile(in, compiler.Options{Target: t, ExecBase: c.ExecBase(), Symbols: syms})
+	o := compiler.Options{Target: t, ExecBase: c.ExecBase(), Symbols: syms, NoBackend: true}
+	r, err := compiler.Compile(in, o)
+	if err != nil {
+		return "not compiled: " + oneLine(err.Error())
+	}
+	if i := compiler.Mismatch(r.Prog, jit); i >= 0 {
+		text := func(p *ir.Program) string {
+			if i < p.Len() {
+				return p.Format(i)
+			}
+			return "(end)"
+		}
+		return fmt.Sprintf("not compared: the verifier rewrote instruction %d beyond what the passes do (kernel `%s`, passes `%s`)",
+			i, text(jit), text(r.Prog))
+	}
+	o.NoBackend = false
+	r, err = compiler.Compile(in, o)
 	if err != nil {
 		return "not compiled: " + oneLine(err.Error())
 	}

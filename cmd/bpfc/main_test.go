@@ -372,6 +372,29 @@ func TestKcompare(t *testing.T) {
 	}
 }
 
+// TestKcompareConformance: the 313 conformance programs loaded into the
+// live kernel; none differs, from the xlated program or from the source
+// (where the verifier did no more than the passes do).
+func TestKcompareConformance(t *testing.T) {
+	t.Parallel()
+	if ok, reason := kernel.Available(); !ok {
+		t.Skip(reason)
+	}
+	files, _ := filepath.Glob("/work/shared/conformance/*.data")
+	if len(files) == 0 {
+		t.Skip("no conformance suite")
+	}
+	r := bpfc(t, nil, append([]string{"kcompare"}, files...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NotContains(t, r.stdout, "DIFFERS")
+	require.Equal(t, len(files), strings.Count(r.stdout, "\n"))
+	identical := strings.Count(r.stdout, ": identical: ")
+	fromSource := strings.Count(r.stdout, "from source: identical")
+	t.Logf("%d programs: %d identical from xlated, %d also from source", len(files), identical, fromSource)
+	require.GreaterOrEqual(t, identical, 280)
+	require.GreaterOrEqual(t, fromSource, 180)
+}
+
 func TestRun(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -3,9 +3,9 @@
 #include "../../../../testdata/elf/bpf.h"
 
 #define LEVEL(n, next) \
-	static __attribute__((noinline)) int f##n(int x) { return next(x + 1) + 1; }
+	static __attribute__((noinline)) int f##n(int x) { return next(x ^ 0x5a) * 3 + x; }
 
-static __attribute__((noinline)) int f9(int x) { return x * 3; }
+static __attribute__((noinline)) int f9(int x) { return x * 7 + 1; }
 LEVEL(8, f9)
 LEVEL(7, f8)
 LEVEL(6, f7)
@@ -15,9 +15,9 @@ LEVEL(3, f4)
 LEVEL(2, f3)
 
 SEC("syscall")
-int deep(void *ctx)
+int deep(int *ctx)
 {
-	return f2(1);
+	return f2(*(volatile int *)ctx);
 }
 
 char LICENSE[] SEC("license") = "GPL";
