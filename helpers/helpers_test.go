@@ -171,3 +171,21 @@ func TestProbeReadAndPid(t *testing.T) {
 		t.Fatalf("pid_tgid %#x", v)
 	}
 }
+
+func TestCheckTimedMayGoto(t *testing.T) {
+	st := make([]byte, 16)
+	if CheckTimedMayGoto(st, 100) != MaxTimedLoops || st[8] != 100 {
+		t.Fatal("fresh slot not stamped")
+	}
+	if CheckTimedMayGoto(st, 100+249_999_999) != MaxTimedLoops {
+		t.Fatal("expired early")
+	}
+	if CheckTimedMayGoto(st, 100+250_000_000) != 0 {
+		t.Fatal("did not expire")
+	}
+	c := &Context{}
+	TimedMayGotoPlaceholder(c, 0, 0, 0, 0, 0)
+	if c.Err() == nil {
+		t.Fatal("placeholder called without error")
+	}
+}

@@ -2,6 +2,7 @@ package helpers
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
@@ -267,3 +268,35 @@ func GetCurrentPidTgid(*Context, uint64, uint64, uint64, uint64, uint64) uint64 
 
 // errno returns -e as a helper's u64 return value.
 func errno(e int64) uint64 { return uint64(-e) }
+
+// NameTimedMayGoto is the kernel function the verifier's timed may_goto
+// expansion calls (BPF_CALL with imm = its address - __bpf_call_base, a
+// kernel-specific value). Register a helper of this name at that id and the
+// interpreter runs the call with the function's own convention (AX in and
+// out, every other register preserved); the Func itself is not called.
+const NameTimedMayGoto = "arch_bpf_timed_may_goto"
+
+// MaxTimedLoops is BPF_MAX_TIMED_LOOPS, the count a timed may_goto refreshes to.
+const MaxTimedLoops = 0xffff
+
+// CheckTimedMayGoto is bpf_check_timed_may_goto on the 16-byte
+// {u64 count; u64 timestamp} stack slot st at time now: it stamps a fresh
+// slot and refreshes the count, and returns 0 once a quarter second has
+// passed since the stamp.
+func CheckTimedMayGoto(st []byte, now uint64) uint64 {
+	ts := binary.LittleEndian.Uint64(st[8:])
+	if ts == 0 {
+		binary.LittleEndian.PutUint64(st[8:], now)
+		return MaxTimedLoops
+	}
+	if now-ts >= 250_000_000 {
+		return 0
+	}
+	return MaxTimedLoops
+}
+
+// TimedMayGotoPlaceholder is the Func to register under NameTimedMayGoto.
+func TimedMayGotoPlaceholder(c *Context, _, _, _, _, _ uint64) uint64 {
+	c.Abort(fmt.Errorf("%s must be executed by the executor, not called as a helper", NameTimedMayGoto))
+	return 0
+}

@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"unsafe"
 
+	"github.com/bpfc/bpfc/helpers"
 	"github.com/bpfc/bpfc/ir"
 )
 
@@ -675,6 +676,15 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 			} else {
 				m.mayGoto--
 			}
+		case opTimedMay:
+			// The verifier's timed may_goto: AX holds the r10-relative
+			// offset of {count, timestamp}; AX gets the refreshed count and
+			// every other register is preserved.
+			b := m.Bytes(r[10]+r[11], 16, true)
+			if b == nil {
+				return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "timed may_goto state at r10%+d is not on the stack", int64(r[11]))
+			}
+			r[11] = helpers.CheckTimedMayGoto(b, helpers.KtimeGetNs(&m.hctx, 0, 0, 0, 0, 0))
 		case opGotox:
 			return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "gotox (indirect jump) is not supported")
 		default:

@@ -173,6 +173,9 @@ type RunOptions struct {
 	Trace io.Writer
 	// Rand seeds bpf_get_prandom_u32.
 	Rand uint64
+	// Clock, when set, replaces the monotonic clock of bpf_ktime_get_ns and
+	// of timed may_goto.
+	Clock func() uint64
 	// Args, when non-nil, overrides the initial r1..r5.
 	Args *[5]uint64
 	// Step, when set, is called before every instruction with the running
@@ -202,6 +205,7 @@ const (
 	opMovsx64   = 0xf7 // ALU64 MOV X with off 8/16/32, off in off
 	opMovsx32   = 0xe4 // ALU MOV X with off 8/16
 	opGotox     = 0x0d
+	opTimedMay  = 0xfd // call of arch_bpf_timed_may_goto (AX in, AX out)
 	opNop       = 0xff // nospec, second half of ld_imm64 (never reached)
 )
 
@@ -306,6 +310,9 @@ func Prepare(p *ir.Program, opts Options) (*Program, error) {
 			}
 			d.op = opCallFn
 			d.k = uint64(addFn(fmt.Sprintf("helper %d", in.Imm), h.Fn))
+			if h.Name == helpers.NameTimedMayGoto {
+				d.op = opTimedMay
+			}
 		case in.IsKfuncCall():
 			h, err := opts.Helpers.ResolveKfunc(p.Aux[i].Symbol, in.Imm)
 			if err != nil {

@@ -620,3 +620,45 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+// The verifier's timed may_goto expansion (do_misc_fixups on a JIT with
+// timed may_goto): a {count, timestamp} pair on the stack, refreshed through
+// arch_bpf_timed_may_goto until a quarter second has passed.
+func TestTimedMayGoto(t *testing.T) {
+	const id = 777 // what the call's imm is depends on the kernel build
+	reg := helpers.Kernel().Clone().Register(id, helpers.NameTimedMayGoto, helpers.TimedMayGotoPlaceholder)
+	const cnt = -16
+	insns := []ir.Instruction{
+		{Op: 0x7a, Dst: ir.R10, Off: cnt, Imm: 3},     // count = 3
+		{Op: 0x7a, Dst: ir.R10, Off: cnt + 8, Imm: 0}, // timestamp = 0
+		{Op: 0xb7, Dst: ir.R0, Imm: 0},
+		// loop: may_goto expanded
+		{Op: 0x79, Dst: ir.RAX, Src: ir.R10, Off: cnt}, // AX = count
+		{Op: 0x15, Dst: ir.RAX, Off: 7},                // if AX == 0 goto out
+		{Op: 0x17, Dst: ir.RAX, Imm: 1},                // AX -= 1
+		{Op: 0x55, Dst: ir.RAX, Off: 2},                // if AX != 0 goto store
+		{Op: 0xb7, Dst: ir.RAX, Imm: cnt},              // AX = stack offset
+		{Op: ir.OpCall, Imm: id},                       // AX = arch_bpf_timed_may_goto()
+		{Op: 0x7b, Dst: ir.R10, Src: ir.RAX, Off: cnt}, // store: count = AX
+		{Op: 0x07, Dst: ir.R0, Imm: 1},                 // body
+		{Op: ir.OpJA, Off: -9},                         // goto loop
+		{Op: ir.OpExit},                                // out
+	}
+	q, err := Prepare(ir.NewProgram("timed", insns), Options{Helpers: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := uint64(1000)
+	clock := func() uint64 { now += 125_000_000; return now } // 125 ms per look
+	res, err := q.Run(RunOptions{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 iterations on the initial count (the third makes the first call,
+	// which stamps the slot and refills), then 0xffff iterations per call;
+	// the call 250 ms (2 looks) after the stamp returns 0, its iteration
+	// still runs, and the next may_goto leaves the loop.
+	if want := uint64(3 + 2*helpers.MaxTimedLoops); res.R0 != want {
+		t.Fatalf("r0 = %d, want %d", res.R0, want)
+	}
+}

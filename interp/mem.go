@@ -64,7 +64,7 @@ func (m *machine) setup(p *Program, ro *RunOptions) {
 		m.packet = ro.Mem
 	}
 	m.tailCalls = 0
-	m.hctx = helpers.Context{Mem: m, Arena: p.opts.Arena, Trace: ro.Trace, Rand: ro.Rand, Maps: p.mapSet}
+	m.hctx = helpers.Context{Mem: m, Arena: p.opts.Arena, Trace: ro.Trace, Rand: ro.Rand, Maps: p.mapSet, Clock: ro.Clock}
 }
 
 func (m *machine) addRegion(name string, b []byte, readOnly bool) {
