@@ -14,10 +14,8 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/bpfc/bpfc/arena"
 	"github.com/bpfc/bpfc/helpers"
 	"github.com/bpfc/bpfc/ir/elf"
-	"github.com/bpfc/bpfc/pipeline"
 )
 
 // kernelRun is one live-kernel BPF_PROG_TEST_RUN of a testdata/arena
@@ -33,8 +31,6 @@ type kernelRun struct {
 	Arena   map[string]string `json:"arena"`
 	Error   string            `json:"kernel_error,omitempty"`
 }
-
-const fakeMapAddr = 0xffff_8880_0000_0000 // the arena map "pointer" given to kfuncs
 
 // TestArenaCorpusMatchesKernel compiles every testdata/arena program (clang
 // objects with arena lists, trees, hash tables, atomics, casts...) through
@@ -76,7 +72,7 @@ func TestArenaCorpusMatchesKernel(t *testing.T) {
 			}
 			n++
 			name := filepath.Base(path) + "/" + ep.Name
-			if err := runArenaProgram(ep, def, obj.Arena, want); err != nil {
+			if err := runArenaProgram(obj, ep, want); err != nil {
 				t.Errorf("%s: %v", name, err)
 				continue
 			}
@@ -89,25 +85,14 @@ func TestArenaCorpusMatchesKernel(t *testing.T) {
 	t.Logf("arena corpus: %d/%d programs match the live kernel (r0, context, arena bytes)", ok, n)
 }
 
-func runArenaProgram(ep *elf.Program, def *elf.Map, globals *elf.ArenaGlobals, want kernelRun) error {
-	a, err := arena.New(int(def.MaxEntries), arena.Options{UserVMStart: def.MapExtra})
+func runArenaProgram(obj *elf.Object, ep *elf.Program, want kernelRun) error {
+	env, err := NewObjectEnv(obj)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	syms := map[string]uint64{def.Name: fakeMapAddr}
-	if globals != nil {
-		// libbpf's placement: the last pages of the arena
-		base, err := a.LoadGlobals(globals.Data, globals.Size)
-		if err != nil {
-			return err
-		}
-		syms[elf.ArenaSection] = base
-	}
-	p, err := Load(ep.Prog, &LoadOptions{
-		Options: Options{Arena: a, Helpers: helpers.Kernel(), Name: ep.Name},
-		Context: &pipeline.Context{Symbols: syms},
-	})
+	defer env.Close()
+	a := env.Arena
+	p, err := Load(ep.Prog, env.LoadOptions(&LoadOptions{Options: Options{Helpers: helpers.Kernel(), Name: ep.Name}}))
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}

@@ -377,3 +377,18 @@ func TestDroppedProgramIsFreed(t *testing.T) {
 	faults.mu.Unlock()
 	t.Logf("%d programs with fault entries still loaded", n)
 }
+
+func TestRunOnce(t *testing.T) {
+	mem := []byte{3, 0, 0, 0, 4, 0, 0, 0}
+	p := mustAsm(t, "ldxw %r0, [%r1]\nldxw %r2, [%r1+4]\nmul %r0, %r2\nstxw [%r1], %r0\nexit")
+	r0, err := RunOnce(context.Background(), p, nil, &RunConfig{Mem: mem})
+	if err != nil || r0 != 12 || mem[0] != 12 {
+		t.Errorf("RunOnce: %d, %v, mem %v", r0, err, mem)
+	}
+	if _, err := RunOnce(context.Background(), mustAsm(t, "mov %r0, 0\nexit"), nil, nil); err != nil {
+		t.Error(err)
+	}
+	if _, err := RunOnce(context.Background(), &ir.Program{}, nil, nil); err == nil {
+		t.Error("empty program: no error")
+	}
+}
