@@ -142,6 +142,18 @@ func callFamily() {
 			b.Label("f").Emit(Stx(DW, R1, R2, 0), Mov64(R0, 0)).Exit()
 		},
 	})
+	add(Entry{
+		Name: "subprog_map_value_src6",
+		Note: "map-value loads by fd_array index (src 6) in a multi-function program: the kernel JITs subprograms before clearing ld_imm64 sources, so rbx is saved without r6 in use",
+		Maps: []kernel.MapDef{valueMap, hashMap},
+		Build: func(b *B) {
+			b.Emit(LdMapValue(R1, 0, 64)...)
+			b.CallLocal("f").Emit(LdMap(R2, 1)...)
+			b.Exit()
+			b.Label("f").Emit(LdMapValue(R2, 0, 8)...)
+			b.Emit(St(DW, R2, 0, 1), Ldx(DW, R0, R1, 0)).Exit()
+		},
+	})
 	// Tail calls (socket filters; the prog array stays empty).
 	add(Entry{
 		Name: "tailcall_direct",
