@@ -248,3 +248,38 @@ func TestConformance(t *testing.T) {
 	}
 	require.Equal(t, len(files)-1, ok)
 }
+
+func TestMismatchAndKernelSymbols(t *testing.T) {
+	ld := ir.LdImm64(ir.R1, 0)
+	src := ir.NewProgram("p", []ir.Instruction{
+		{Op: ld[0].Op, Dst: ir.R1, Src: ir.PseudoMapValue}, {Imm: 16}, // r1 = map[.data]+16
+		{Op: 0xa1, Dst: ir.R0, Src: ir.R1}, // r0 = *(u32 *)(r1 +0), PROBE_MEM32
+		{Op: ir.OpCall, Imm: 5},            // call bpf_ktime_get_ns
+		{Op: ir.OpExit},
+	})
+	src.Aux[0].Symbol, src.Aux[0].SymbolKind = ".data", ir.SymMap
+	addr := uint64(0xffff888012345000)
+	a := ir.LdImm64(ir.R1, addr+16)
+	jit := ir.NewProgram("p", []ir.Instruction{a[0], a[1],
+		{Op: 0x61, Dst: ir.R0, Src: ir.R1}, // shown as MEM
+		{Op: ir.OpCall, Imm: 0x1000},
+		{Op: ir.OpExit},
+	})
+	require.Equal(t, -1, Mismatch(src, jit))
+	syms, ok := KernelSymbols(src, jit, 0xffffffff81000000)
+	require.True(t, ok)
+	require.Equal(t, addr, syms[".data"])
+	require.Equal(t, uint64(0xffffffff81001000), syms["helper#5"])
+	require.Equal(t, uint64(0xffffffff81000000), syms["__bpf_call_base"])
+
+	// The verifier folded a branch: a mismatch at that slot.
+	jit2 := jit.Clone()
+	jit2.Insns[2] = ir.Instruction{Op: ir.OpJA}
+	require.Equal(t, 2, Mismatch(src, jit2))
+	// An extra instruction: the shorter length is where they part.
+	jit3 := ir.NewProgram("p", append(append([]ir.Instruction{}, jit.Insns...), ir.Instruction{Op: ir.OpExit}))
+	require.Equal(t, 5, Mismatch(src, jit3))
+	// A map load more in the kernel's program: symbols cannot be paired.
+	_, ok = KernelSymbols(src, ir.NewProgram("p", append([]ir.Instruction{a[0], a[1]}, jit.Insns...)), 0)
+	require.False(t, ok)
+}
