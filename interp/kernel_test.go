@@ -105,6 +105,9 @@ func arenaPrograms(t *testing.T) []arenaProg {
 			t.Fatalf("%s: no arena map", path)
 		}
 		for _, p := range obj.Programs {
+			if p.Section != "syscall" {
+				continue // only syscall programs can be test-run with a ctx
+			}
 			out = append(out, arenaProg{object: filepath.Base(path), prog: p, def: def, globals: obj.Arena})
 		}
 	}
@@ -342,6 +345,7 @@ func TestXlatedArenaProgramsMatchKernel(t *testing.T) {
 	}
 	files, _ := filepath.Glob(filepath.Join(arenaObjDir, "*.json"))
 	matched, skipped := 0, 0
+	syms := kernelSyms(t)
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
@@ -374,7 +378,7 @@ func TestXlatedArenaProgramsMatchKernel(t *testing.T) {
 			t.Errorf("%s: decode xlated: %v", key, err)
 			continue
 		}
-		reg := helperSetForCapture(c)
+		reg := helperSetForCapture(c, syms)
 		// The dump shows map loads as src PseudoMapFD / PseudoMapValue
 		// with the map id in imm. The only map is the arena: its "value"
 		// is the arena itself (user_vm_start + offset, globals at the
@@ -434,10 +438,44 @@ func TestXlatedArenaProgramsMatchKernel(t *testing.T) {
 	}
 }
 
+const kernelSymsFile = "testdata/kernel_syms.json"
+
+// kernelSyms are call immediates (address - __bpf_call_base) of kernel
+// functions the verifier calls by address, from the live kernel or, without
+// it, from kernelSymsFile (rewritten by -update-runs). They are the same for
+// every boot of one kernel build.
+func kernelSyms(t *testing.T) map[string]int32 {
+	out := map[string]int32{}
+	if ok, _ := kernelAvailable(); ok {
+		base, err := kernel.CallBase()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if addr, err := kernel.Kallsyms(helpers.NameTimedMayGoto); err == nil {
+			out[helpers.NameTimedMayGoto] = int32(addr - base)
+		}
+		if *updateRuns {
+			b, _ := json.MarshalIndent(out, "", "  ")
+			if err := os.WriteFile(kernelSymsFile, append(b, '\n'), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	if b, err := os.ReadFile(kernelSymsFile); err == nil {
+		json.Unmarshal(b, &out)
+	}
+	return out
+}
+
 // helperSetForCapture registers the arena kfuncs under the call immediates
-// the kernel gave them (address - __bpf_call_base).
-func helperSetForCapture(c kernelCapture) *helpers.Registry {
+// the kernel gave them (address - __bpf_call_base), and the timed may_goto
+// function.
+func helperSetForCapture(c kernelCapture, syms map[string]int32) *helpers.Registry {
 	reg := helpers.Kernel().Clone()
+	if id, ok := syms[helpers.NameTimedMayGoto]; ok {
+		reg.Register(id, helpers.NameTimedMayGoto, helpers.TimedMayGotoPlaceholder)
+	}
 	for _, name := range []string{helpers.KfuncArenaAllocPages, helpers.KfuncArenaFreePages} {
 		if addr, ok := c.Addrs[name]; ok {
 			reg.SetKfuncID(name, int32(addr-c.CallBase))
