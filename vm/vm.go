@@ -350,7 +350,10 @@ func (e *FaultError) Error() string {
 
 // RunConfig is one run's input.
 type RunConfig struct {
-	// Args are R1..R5.
+	// Args are R1..R5. An address passed here must stay valid for the
+	// whole run and must not point into a goroutine stack (stacks move
+	// while helpers run): use Mem or Regions for Go memory, or off-heap
+	// memory (an arena).
 	Args [5]uint64
 	// Mem, when not empty, is passed as R1 = &Mem[0], R2 = len(Mem) (the
 	// conformance convention), overriding Args[0:2].
