@@ -219,6 +219,23 @@ func layoutFamily() {
 		},
 	})
 	add(Entry{
+		Name: "jcc_zero_offset",
+		Note: "conditional jumps to the next instruction (kept by the verifier; a zero displacement)",
+		Build: func(b *B) {
+			scalars(b, R0, R2, R3)
+			for i, op := range jumpOps {
+				l := fmt.Sprint("n", i)
+				if i%2 == 0 {
+					b.JmpX(op.op, R2, R3, l)
+				} else {
+					b.Jmp32K(op.op, R2, int32(i), l)
+				}
+				b.Label(l)
+			}
+			b.Exit()
+		},
+	})
+	add(Entry{
 		Name: "exits_many",
 		Note: "several exits: the first emits the epilogue, the others jump to it (short and long)",
 		Build: func(b *B) {
