@@ -25,9 +25,7 @@ var corpusTruth = flag.Bool("corpus-truth", false, "compile the corpus with the 
 // knownMismatches are corpus programs bpfc does not yet compile to the
 // kernel's bytes, with the reason; they are reported, not failed, and the
 // test says when one starts to match.
-var knownMismatches = map[string]string{
-	"stack_var_offset": "passes/stackdepth: a store through r10 plus a bounded variable offset sets the verifier's stack depth (the kernel emits sub rsp, 0x78)",
-}
+var knownMismatches = map[string]string{}
 
 // TestCorpusKernelIdentical compiles every golden's JIT input through the
 // JIT passes (passes.JIT, FromXlated) and the backend at the kernel's
