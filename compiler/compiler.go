@@ -167,6 +167,11 @@ func LoadBytes(path string, data []byte, o LoadOptions) ([]*Input, error) {
 		}
 		out := make([]*Input, len(progs))
 		for k, p := range progs {
+			if o.ELF.KernelBTF == nil {
+				if err := checkKfuncs(p.Prog); err != nil { // kfuncs.go
+					return nil, &Error{File: path, Program: p.Name, Err: withSourceLine(err, p.Prog)}
+				}
+			}
 			out[k] = &Input{File: path, Kind: kind, Name: p.Name, Section: p.Section, Prog: p.Prog, Object: obj, ElfProg: p}
 		}
 		return out, nil
@@ -222,6 +227,13 @@ type Options struct {
 	DumpAfter []string
 	// Symbols gives the addresses of map, arena and other symbols.
 	Symbols map[string]uint64
+	// ResolveCalls looks the callees of helper and kfunc calls up in
+	// /proc/kallsyms (kfuncs by name, helpers by their kernel function
+	// name, bpf_<helper>) and sets __bpf_call_base from the target, so that
+	// the calls get the immediates the kernel gives them. All or nothing:
+	// when a callee is not found (or kallsyms hides addresses) the calls are
+	// left as they are. Symbols given by the caller win.
+	ResolveCalls bool
 	// FakeMapAddrs gives every map of an object that Symbols does not
 	// cover a made-up kernel address (FakeMapBase + k*0x1000), so that a
 	// program with maps compiles without a kernel; the code then has the
@@ -241,12 +253,15 @@ const FakeMapBase = 0xffff888100000000
 // the end of the arena, and the verifier loads user_vm_start + offset), and
 // with FakeMapAddrs made-up map addresses.
 func symbolsFor(in *Input, o Options, t amd64.Target) map[string]uint64 {
-	if in.Object == nil {
+	if in.Object == nil && !o.ResolveCalls {
 		return o.Symbols
 	}
 	syms := map[string]uint64{}
 	for k, v := range o.Symbols {
 		syms[k] = v
+	}
+	if in.Object == nil {
+		in = &Input{Prog: in.Prog, Object: &elf.Object{}}
 	}
 	if a := in.Object.Arena; a != nil && t.UserVMStart != 0 {
 		if _, ok := syms[elf.ArenaSection]; !ok {
@@ -257,6 +272,15 @@ func symbolsFor(in *Input, o Options, t amd64.Target) map[string]uint64 {
 				}
 			}
 			syms[elf.ArenaSection] = t.UserVMStart + pages*4096 - (uint64(a.Size)+4095)&^4095
+		}
+	}
+	if o.ResolveCalls {
+		if _, ok := syms[passes.CallBaseSymbol]; !ok {
+			for k, v := range kallsymsCalls(in.Prog, t) {
+				if _, set := syms[k]; !set {
+					syms[k] = v
+				}
+			}
 		}
 	}
 	if o.FakeMapAddrs {
@@ -461,4 +485,47 @@ func dumpForm(ins ir.Instruction) ir.Instruction {
 		ins.Op = ins.Op&^0xe0 | uint8(ir.ModeATOMIC)
 	}
 	return ins
+}
+
+// kallsymsPath is read by ResolveCalls (a variable for tests).
+var kallsymsPath = "/proc/kallsyms"
+
+// kallsymsCalls returns the addresses ResolveCalls needs for p's helper and
+// kfunc calls, or nil when a callee is not found.
+func kallsymsCalls(p *ir.Program, t amd64.Target) map[string]uint64 {
+	keys := map[string]string{} // Symbols key -> kernel symbol
+	for i, ins := range p.Insns {
+		switch {
+		case ins.IsKfuncCall() && p.Aux[i].Symbol != "":
+			keys[p.Aux[i].Symbol] = p.Aux[i].Symbol
+		case ins.IsHelperCall() && !ins.IsTailCall():
+			name, ok := ir.HelperName(ins.Imm)
+			if !ok {
+				return nil
+			}
+			keys[passes.HelperSymbol(ins.Imm)] = name
+		}
+	}
+	if len(keys) == 0 || t.CallBase == 0 {
+		return nil
+	}
+	f, err := os.Open(kallsymsPath)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	names := make([]string, 0, len(keys))
+	for _, n := range keys {
+		names = append(names, n)
+	}
+	addrs := amd64.ReadKallsyms(f, names...)
+	out := map[string]uint64{passes.CallBaseSymbol: t.CallBase}
+	for k, n := range keys {
+		a := addrs[n]
+		if a == 0 {
+			return nil
+		}
+		out[k] = a
+	}
+	return out
 }
