@@ -31,8 +31,10 @@ func bMov(dst ir.Register, imm int32) ir.Instruction {
 func bSt(dst ir.Register, off int16) ir.Instruction {
 	return ir.Instruction{Op: uint8(ir.ClassST) | uint8(ir.SizeDW) | uint8(ir.ModeMEM), Dst: dst, Off: off, Imm: 1}
 }
-func bCall(rel int32) ir.Instruction { return ir.Instruction{Op: ir.OpCall, Src: ir.CallLocal, Imm: rel} }
-func bJA(off int16) ir.Instruction   { return ir.Instruction{Op: ir.OpJA, Off: off} }
+func bCall(rel int32) ir.Instruction {
+	return ir.Instruction{Op: ir.OpCall, Src: ir.CallLocal, Imm: rel}
+}
+func bJA(off int16) ir.Instruction { return ir.Instruction{Op: ir.OpJA, Off: off} }
 
 // bChain: n functions, each storing 8 bytes at r10-stack and calling the next.
 func bChain(n int, stack int16) []byte {
