@@ -130,12 +130,12 @@ func trailingZeros64(x uint64) int {
 func funcStackDepth(p *ir.Program, f ir.Func) (int32, error) {
 	n := f.End - f.Start
 	// Block leaders: the entry, jump targets, instructions after jumps.
+	// The leaders are marked first (-1) and numbered after, so that the
+	// block states are allocated once.
 	leader := make([]int32, n) // index+1 into states, 0 = not a leader
-	var states []sdState
 	mark := func(i int) {
-		if i >= f.Start && i < f.End && leader[i-f.Start] == 0 {
-			states = append(states, sdState{})
-			leader[i-f.Start] = int32(len(states))
+		if i >= f.Start && i < f.End {
+			leader[i-f.Start] = -1
 		}
 	}
 	mark(f.Start)
@@ -163,6 +163,14 @@ func funcStackDepth(p *ir.Program, f ir.Func) (int32, error) {
 			i++
 		}
 	}
+	nlead := int32(0)
+	for k, l := range leader {
+		if l != 0 {
+			nlead++
+			leader[k] = nlead
+		}
+	}
+	states := make([]sdState, nlead)
 	visited := make([]bool, len(states))
 	states[0].reset()
 	visited[0] = true
