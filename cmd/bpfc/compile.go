@@ -11,11 +11,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cilium/ebpf/btf"
 	"github.com/spf13/cobra"
 
 	"github.com/bpfc/bpfc/backend/amd64"
 	"github.com/bpfc/bpfc/compiler"
 	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/ir/elf"
 )
 
 // inputFlags are the flags every subcommand that reads programs shares.
@@ -23,6 +25,7 @@ type inputFlags struct {
 	prog        string
 	inputFormat string
 	fromXlated  bool
+	kernelBTF   string
 }
 
 func (f *inputFlags) add(cmd *cobra.Command) {
@@ -30,12 +33,35 @@ func (f *inputFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.prog, "prog", "", "select one program of an object by function name or section (default: every program)")
 	fl.StringVar(&f.inputFormat, "input-format", "auto", "input format: auto, elf, raw or asm (auto: ELF by magic, .data/.asm/.s as assembly, else raw)")
 	fl.BoolVar(&f.fromXlated, "from-xlated", false, "the input is the kernel's xlated program (accept PROBE_* modes, r11; run only the passes the JIT needs)")
+	fl.StringVar(&f.kernelBTF, "kernel-btf", "auto", "BTF that kfunc calls of objects are resolved against: auto (/sys/kernel/btf/vmlinux when present), none, or a file")
+}
+
+// elfOptions turns --kernel-btf into loader options.
+func (f *inputFlags) elfOptions() (elf.Options, error) {
+	switch f.kernelBTF {
+	case "none", "":
+		return elf.Options{}, nil
+	case "auto":
+		if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err == nil {
+			return elf.Options{ResolveKfuncs: true}, nil
+		}
+		return elf.Options{}, nil
+	}
+	spec, err := btf.LoadSpec(f.kernelBTF)
+	if err != nil {
+		return elf.Options{}, usagef("--kernel-btf %s: %v", f.kernelBTF, err)
+	}
+	return elf.Options{KernelBTF: spec}, nil
 }
 
 func (f *inputFlags) load(g *globals, paths []string) ([]*compiler.Input, error) {
 	kind, err := compiler.ParseKind(f.inputFormat)
 	if err != nil {
 		return nil, usageError{err}
+	}
+	eo, err := f.elfOptions()
+	if err != nil {
+		return nil, err
 	}
 	stdinUsed := false
 	var all []*compiler.Input
@@ -46,7 +72,7 @@ func (f *inputFlags) load(g *globals, paths []string) ([]*compiler.Input, error)
 			}
 			stdinUsed = true
 		}
-		ins, err := compiler.Load(path, compiler.LoadOptions{Kind: kind, Prog: f.prog, FromXlated: f.fromXlated, Stdin: g.stdin})
+		ins, err := compiler.Load(path, compiler.LoadOptions{Kind: kind, Prog: f.prog, FromXlated: f.fromXlated, Stdin: g.stdin, ELF: eo})
 		if err != nil {
 			return nil, err
 		}
@@ -68,6 +94,7 @@ type compileFlags struct {
 	symbols     []string
 	retThunk    string
 	indThunk    string
+	noKallsyms  bool
 	noBackend   bool
 	fakeMaps    bool
 }
@@ -110,6 +137,7 @@ renamed over FILE only when everything succeeded.`,
 	fl.StringVar(&f.indThunk, "indirect-thunk", "", "address of __x86_indirect_thunk_rcx for tail calls (default: the target's, 0 = no retpoline)")
 	fl.StringArrayVar(&f.symbols, "symbol", nil, "NAME=ADDR: address of a symbol the passes resolve: a map, a data section (.rodata, .bss...), .addr_space.1, a kfunc name, helper#ID or __bpf_call_base (repeatable)")
 	fl.BoolVar(&f.fakeMaps, "fake-map-addrs", false, "give maps without --symbol a made-up kernel address (code shape as the kernel's, addresses not)")
+	fl.BoolVar(&f.noKallsyms, "no-kallsyms", false, "do not look helper and kfunc callees up in /proc/kallsyms (linux-6.18 target): calls keep their immediates")
 	fl.BoolVar(&f.noBackend, "no-backend", false, "stop after the passes (with --dump-after, to inspect them)")
 	return cmd
 }
@@ -203,6 +231,7 @@ func (f *compileFlags) options(g *globals) (compiler.Options, func() amd64.Targe
 	o.DumpAfter = f.dumpAfter
 	o.NoBackend = f.noBackend
 	o.FakeMapAddrs = f.fakeMaps
+	o.ResolveCalls = preset != nil && f.target != "host" && !f.noKallsyms
 	o.Logger = g.log
 	return o, target, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bpfc/bpfc/backend/amd64"
 	"github.com/bpfc/bpfc/compiler"
 	"github.com/bpfc/bpfc/internal/kernel"
 	"github.com/bpfc/bpfc/ir"
@@ -187,9 +188,15 @@ func TestCompileInputs(t *testing.T) {
 
 func TestDump(t *testing.T) {
 	t.Parallel()
-	r := bpfc(t, nil, "dump", "--prog", "caller_two", filepath.Join(elfDir, "calls.o"))
+	r := bpfc(t, nil, "dump", "--kernel-btf", "none", "--prog", "caller_two", filepath.Join(elfDir, "calls.o"))
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "   0: (85) call bpf_rcu_read_lock#0\n")
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err == nil {
+		// By default kfunc ids come from the running kernel's BTF.
+		r := bpfc(t, nil, "dump", "--prog", "caller_two", filepath.Join(elfDir, "calls.o"))
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Regexp(t, `(?m)^   0: \(85\) call bpf_rcu_read_lock#[1-9]\d*$`, r.stdout)
+	}
 	require.Contains(t, r.stdout, "   2: (85) call pc+7#square_sum\n")
 	require.Contains(t, r.stdout, "; bpf_rcu_read_lock();\n")
 	r = bpfc(t, nil, "dump", "--no-source", filepath.Join(elfDir, "maps.o"))
@@ -452,4 +459,35 @@ func TestFromXlatedCapture(t *testing.T) {
 		require.Equal(t, 0, r.code, r.stderr)
 		require.Equal(t, hex.EncodeToString(c.Jited), hex.EncodeToString([]byte(r.stdout)), name)
 	}
+}
+
+// TestCompileKfuncsLikeKernel: with the kernel's BTF and kallsyms, compiling
+// an object that calls kfuncs at the kernel's exec addresses gives the
+// kernel's bytes without loading anything (on the machine the capture came
+// from).
+func TestCompileKfuncsLikeKernel(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		t.Skip("no kernel BTF")
+	}
+	c, err := kernel.ReadCapture(filepath.Join(elfDir, "captures", "calls.caller_two.json"))
+	require.NoError(t, err)
+	f, err := os.Open("/proc/kallsyms")
+	require.NoError(t, err)
+	syms := amd64.ReadKallsyms(f, "__bpf_call_base", "bpf_rcu_read_lock")
+	f.Close()
+	if syms["__bpf_call_base"] != uint64(c.CallBase) || syms["bpf_rcu_read_lock"] == 0 {
+		t.Skip("kallsyms hides addresses or this is not the machine the capture came from")
+	}
+	var bases []string
+	for _, k := range c.Ksyms {
+		bases = append(bases, fmt.Sprintf("%#x", uint64(k)))
+	}
+	r := bpfc(t, nil, "compile", "--prog", "caller_two", "--format", "raw", "--exec-base", strings.Join(bases, ","), filepath.Join(elfDir, "calls.o"))
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, hex.EncodeToString(c.Jited), hex.EncodeToString([]byte(r.stdout)))
+	// Without kallsyms the kfunc calls keep their immediates: different code.
+	r = bpfc(t, nil, "compile", "--no-kallsyms", "--prog", "caller_two", "--format", "raw", "--exec-base", strings.Join(bases, ","), filepath.Join(elfDir, "calls.o"))
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NotEqual(t, hex.EncodeToString(c.Jited), hex.EncodeToString([]byte(r.stdout)))
 }

@@ -125,6 +125,11 @@ type Map struct {
 type Options struct {
 	// KernelBTF, when set, resolves kfunc calls to their BTF ids in it.
 	KernelBTF *btf.Spec
+	// ResolveKfuncs resolves kfunc calls against the running kernel's BTF
+	// (/sys/kernel/btf/vmlinux, read on the first kfunc call) when
+	// KernelBTF is nil: a kfunc the kernel does not have is an error at
+	// its call.
+	ResolveKfuncs bool
 }
 
 // Error is a problem with an object file, optionally in one program and at
@@ -750,6 +755,13 @@ func (l *loader) symbolAt(sec int, value uint64) string {
 }
 
 func (l *loader) kfuncID(name string) (int32, error) {
+	if l.opts.KernelBTF == nil && l.opts.ResolveKfuncs {
+		spec, err := btf.LoadKernelSpec()
+		if err != nil {
+			return 0, fmt.Errorf("kfunc %q: kernel BTF: %v", name, err)
+		}
+		l.opts.KernelBTF = spec
+	}
 	if l.opts.KernelBTF == nil {
 		return 0, nil
 	}

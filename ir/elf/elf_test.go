@@ -520,6 +520,9 @@ func TestKfuncIDs(t *testing.T) {
 		require.Equal(t, int32(id), ins.Imm, "instruction %d", i)
 		require.NotZero(t, ins.Imm)
 	}
+	o, err = LoadWith(filepath.Join(dir, "calls.o"), Options{ResolveKfuncs: true})
+	require.NoError(t, err)
+	require.Equal(t, p.Prog.Insns, o.Program("caller_two").Prog.Insns, "the running kernel's BTF, read by ResolveKfuncs")
 	// A kfunc the kernel does not have is an error at its instruction.
 	empty, err := btf.LoadSpecFromReader(bytes.NewReader(minimalBTF()))
 	require.NoError(t, err)
