@@ -23,6 +23,7 @@ const (
 	IDGetCurrentPidTgid  = 14
 	IDProbeReadUser      = 112
 	IDProbeReadKernel    = 113
+	IDLoop               = 181
 	IDConformanceUnwind  = 5 // the bpf_conformance suite's helper 5
 	KfuncArenaAllocPages = "bpf_arena_alloc_pages"
 	KfuncArenaFreePages  = "bpf_arena_free_pages"
@@ -49,6 +50,7 @@ func Kernel() *Registry {
 	r.Register(IDProbeReadUser, "bpf_probe_read_user", ProbeRead)
 	r.Register(IDProbeReadKernel, "bpf_probe_read_kernel", ProbeRead)
 	r.Register(IDGetCurrentPidTgid, "bpf_get_current_pid_tgid", GetCurrentPidTgid)
+	r.Register(IDLoop, NameLoop, LoopPlaceholder)
 	r.Register(IDMapLookupElem, "bpf_map_lookup_elem", MapLookupElem)
 	r.Register(IDMapUpdateElem, "bpf_map_update_elem", MapUpdateElem)
 	r.Register(IDMapDeleteElem, "bpf_map_delete_elem", MapDeleteElem)
@@ -298,5 +300,18 @@ func CheckTimedMayGoto(st []byte, now uint64) uint64 {
 // TimedMayGotoPlaceholder is the Func to register under NameTimedMayGoto.
 func TimedMayGotoPlaceholder(c *Context, _, _, _, _, _ uint64) uint64 {
 	c.Abort(fmt.Errorf("%s must be executed by the executor, not called as a helper", NameTimedMayGoto))
+	return 0
+}
+
+// NameLoop is bpf_loop(nr_loops, callback_fn, callback_ctx, flags): its
+// callback is BPF code, so executors run it themselves (the interpreter runs
+// each callback as a bpf-to-bpf call); LoopPlaceholder stands in the
+// registry.
+const NameLoop = "bpf_loop"
+
+// LoopPlaceholder is the Func registered for bpf_loop: an executor that does
+// not run callbacks fails the program with a clear error.
+func LoopPlaceholder(c *Context, _, _, _, _, _ uint64) uint64 {
+	c.Abort(fmt.Errorf("%s needs an executor that runs BPF callbacks", NameLoop))
 	return 0
 }

@@ -17,9 +17,19 @@ type frame struct {
 	ret     int
 	saved   [5]uint64 // r6..r9, r10
 	mayGoto uint64
+	// bpf_loop: the callee is the callback of iteration loopI of loopN
+	// (loopN 0: an ordinary call).
+	loopN, loopI, loopCtx uint64
+	loopFn                int
 }
 
 const stackSize = MaxCallDepth * StackSize
+
+// Negative errno values as helpers return them.
+const (
+	errEINVAL = 1<<64 - 22
+	errE2BIG  = 1<<64 - 7
+)
 
 // run is the interpreter loop. Registers live in a local array; the stack
 // and the conformance memory have inline fast paths, everything else goes
@@ -665,6 +675,21 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 			}
 			m.depth--
 			f := &m.frames[m.depth]
+			if f.loopN != 0 {
+				// A bpf_loop callback returned: 0 continues with the next
+				// index, anything else stops; bpf_loop returns the number
+				// of callbacks made.
+				if r[0] == 0 && f.loopI+1 < f.loopN {
+					f.loopI++
+					m.depth++
+					r[1], r[2], r[10] = f.loopI, f.loopCtx, f.saved[4]-StackSize
+					m.mayGoto = MayGotoLoops
+					pc = f.loopFn
+					break
+				}
+				r[0] = f.loopI + 1
+				f.loopN = 0
+			}
 			m.prog, pc, m.mayGoto = f.prog, f.ret, f.mayGoto
 			base = unsafe.Pointer(&m.prog.code[0])
 			r[6], r[7], r[8], r[9], r[10] = f.saved[0], f.saved[1], f.saved[2], f.saved[3], f.saved[4]
@@ -675,6 +700,30 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 				pc += int(in.off)
 			} else {
 				m.mayGoto--
+			}
+		case opLoop: // bpf_loop(nr_loops, callback_fn, callback_ctx, flags)
+			switch {
+			case r[4] != 0:
+				r[0] = errEINVAL
+			case uint32(r[1]) > MayGotoLoops:
+				r[0] = errE2BIG
+			case uint32(r[1]) == 0:
+				r[0] = 0
+			case r[2]&^0xffffffff != FuncTag || int(uint32(r[2])) >= len(m.prog.code):
+				return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "bpf_loop callback %#x is not a function of the program", r[2])
+			case m.depth+1 >= MaxCallDepth:
+				return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "call depth exceeds %d frames", MaxCallDepth)
+			default:
+				f := &m.frames[m.depth]
+				f.prog, f.ret, f.mayGoto = m.prog, pc, m.mayGoto
+				f.saved = [5]uint64{r[6], r[7], r[8], r[9], r[10]}
+				f.loopN, f.loopI, f.loopCtx, f.loopFn = uint64(uint32(r[1])), 0, r[3], int(uint32(r[2]))
+				m.depth++
+				r[1], r[2] = 0, f.loopCtx
+				r[10] -= StackSize
+				sp, sb, slen = m.enterFrame()
+				m.mayGoto = MayGotoLoops
+				pc = f.loopFn
 			}
 		case opTimedMay:
 			// The verifier's timed may_goto: AX holds the r10-relative

@@ -206,6 +206,7 @@ const (
 	opMovsx32   = 0xe4 // ALU MOV X with off 8/16
 	opGotox     = 0x0d
 	opTimedMay  = 0xfd // call of arch_bpf_timed_may_goto (AX in, AX out)
+	opLoop      = 0xed // bpf_loop: callbacks run as bpf-to-bpf calls
 	opNop       = 0xff // nospec, second half of ld_imm64 (never reached)
 )
 
@@ -310,8 +311,11 @@ func Prepare(p *ir.Program, opts Options) (*Program, error) {
 			}
 			d.op = opCallFn
 			d.k = uint64(addFn(fmt.Sprintf("helper %d", in.Imm), h.Fn))
-			if h.Name == helpers.NameTimedMayGoto {
+			switch h.Name {
+			case helpers.NameTimedMayGoto:
 				d.op = opTimedMay
+			case helpers.NameLoop:
+				d.op = opLoop
 			}
 		case in.IsKfuncCall():
 			h, err := opts.Helpers.ResolveKfunc(p.Aux[i].Symbol, in.Imm)

@@ -662,3 +662,61 @@ func TestTimedMayGoto(t *testing.T) {
 		t.Fatalf("r0 = %d, want %d", res.R0, want)
 	}
 }
+
+func TestBpfLoop(t *testing.T) {
+	// main: r6 = &sum (stack), bpf_loop(n, cb, r6, flags); r0 = ret<<32 | sum
+	// cb(i, ctx): *ctx += i + 1; return i == stop ? 1 : 0
+	build := func(n, flags int32, stop int32) *ir.Program {
+		insns := []ir.Instruction{
+			{Op: 0x7a, Dst: ir.R10, Off: -8, Imm: 0}, // sum = 0
+			{Op: 0xbf, Dst: ir.R3, Src: ir.R10},
+			{Op: 0x07, Dst: ir.R3, Imm: -8},
+			{Op: 0xb7, Dst: ir.R1, Imm: n},
+			{Op: ir.OpLdImm64, Dst: ir.R2, Src: ir.PseudoFunc, Imm: 8}, {}, // cb at slot 4+1+8 = 13
+			{Op: 0xb7, Dst: ir.R4, Imm: flags},
+			{Op: ir.OpCall, Imm: helpers.IDLoop},
+			{Op: 0x67, Dst: ir.R0, Imm: 32},
+			{Op: 0x79, Dst: ir.R1, Src: ir.R10, Off: -8},
+			{Op: 0x4f, Dst: ir.R0, Src: ir.R1},
+			{Op: 0x7a, Dst: ir.R10, Off: -16, Imm: 5}, // main's stack survives the callbacks
+			{Op: ir.OpExit},
+			// cb:
+			{Op: 0x7a, Dst: ir.R10, Off: -8, Imm: 99}, // own frame
+			{Op: 0x79, Dst: ir.R3, Src: ir.R2},
+			{Op: 0x0f, Dst: ir.R3, Src: ir.R1},
+			{Op: 0x07, Dst: ir.R3, Imm: 1},
+			{Op: 0x7b, Dst: ir.R2, Src: ir.R3},
+			{Op: 0xb7, Dst: ir.R0, Imm: 0},
+			{Op: 0x55, Dst: ir.R1, Imm: stop, Off: 1},
+			{Op: 0xb7, Dst: ir.R0, Imm: 1},
+			{Op: ir.OpExit},
+		}
+		return ir.NewProgram("loop", insns)
+	}
+	tests := []struct {
+		name             string
+		n, flags, stop   int32
+		wantRet, wantSum uint64
+	}{
+		{"all", 5, 0, -1, 5, 1 + 2 + 3 + 4 + 5},
+		{"stop at 2", 5, 0, 2, 3, 1 + 2 + 3},
+		{"none", 0, 0, -1, 0, 0},
+		{"flags", 5, 1, -1, 0xffffffea, 0},            // -EINVAL
+		{"too many", 1<<23 + 1, 0, -1, 0xfffffff9, 0}, // -E2BIG
+	}
+	for _, tc := range tests {
+		res, err := prepare(t, build(tc.n, tc.flags, tc.stop), Options{}).Run(RunOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if ret, sum := res.R0>>32, uint64(uint32(res.R0)); ret != tc.wantRet || sum != tc.wantSum {
+			t.Errorf("%s: bpf_loop returned %#x, sum %d; want %#x, %d", tc.name, ret, sum, tc.wantRet, tc.wantSum)
+		}
+	}
+	// A callback that is not a function reference is an error.
+	p := build(3, 0, -1)
+	p.Insns[4].Src = ir.PseudoNone
+	if _, err := prepare(t, p, Options{}).Run(RunOptions{}); err == nil || !strings.Contains(err.Error(), "instruction 7: bpf_loop callback") {
+		t.Fatalf("bad callback: %v", err)
+	}
+}

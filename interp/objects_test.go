@@ -143,3 +143,30 @@ func TestObjectWithArenaGlobals(t *testing.T) {
 		t.Fatalf("globals: slots %v (% x)", slots, g)
 	}
 }
+
+// testdata/elf/calls.o caller_one: bpf_loop with a static callback.
+func TestObjectWithBpfLoop(t *testing.T) {
+	obj, err := elf.Load("../testdata/elf/calls.o")
+	if err != nil {
+		t.Skip(err)
+	}
+	q, err := Prepare(obj.Program("caller_one").Prog, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := q.Run(RunOptions{Ctx: make([]byte, 192)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mix := func(a, b uint64) uint64 { return (a ^ (b << 13)) + (b >> 3) }
+	acc := uint64(0)
+	for i := uint64(0); i < 10; i++ {
+		acc = mix(acc, i*i)
+	}
+	for i := uint64(0); i < 8; i++ {
+		acc = mix(acc, i)
+	}
+	if want := uint64(int32(acc) & 1); uint64(uint32(res.R0)) != want {
+		t.Fatalf("r0 = %d, want %d", res.R0, want)
+	}
+}
