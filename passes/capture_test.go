@@ -214,9 +214,13 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 	}
 	code := ir.Encode(p)
 	var log []byte
-	fd, err := loadRaw(progTypeSyscall, flagSleepable, code, extra, nil)
+	typ, flags := uint32(progTypeSyscall), uint32(flagSleepable)
+	if op.Type == ebpf.Kprobe {
+		typ, flags = 2, 0 // BPF_PROG_TYPE_KPROBE
+	}
+	fd, err := loadRaw(typ, flags, code, extra, nil)
 	if err != nil {
-		loadRaw(progTypeSyscall, flagSleepable, code, extra, &log)
+		loadRaw(typ, flags, code, extra, &log)
 		if os.Getenv("BPFC_VERBOSE") != "" {
 			t.Logf("%s", log)
 		}
@@ -232,7 +236,7 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd2, err := loadRaw(progTypeSyscall, flagSleepable|flagTestRndHi32, code, extra, nil)
+	fd2, err := loadRaw(typ, flags|flagTestRndHi32, code, extra, nil)
 	if err != nil {
 		t.Fatalf("%s: RND_HI32 load: %v", obj, err)
 	}

@@ -23,7 +23,7 @@ func TestCompileMatchesKernel(t *testing.T) {
 		name := cp.c.Object + "/" + cp.c.Program
 		p := cp.op.Prog.Clone()
 		ctx := captureContext(cp.c)
-		if _, err := Default(Options{CtxIsMemory: true}).Run(p, ctx); err != nil {
+		if _, err := Default(captureOptions(cp.op)).Run(p, ctx); err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
@@ -97,7 +97,7 @@ func TestCompileFromXlatedMatchesKernel(t *testing.T) {
 				}
 			}
 		}
-		if _, err := JIT().Run(x, &pipeline.Context{FromXlated: true}); err != nil {
+		if _, err := JITWith(xlatedOptions(cp.op, cp.c)).Run(x, &pipeline.Context{FromXlated: true}); err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}

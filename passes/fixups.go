@@ -32,6 +32,15 @@ func HelperSymbol(id int32) string { return fmt.Sprintf("helper#%d", id) }
 //     are;
 //   - bpf-to-bpf calls keep their relative imm (the JIT resolves them to
 //     the callee's image, as the kernel's extra pass does);
+//   - a bpf_tail_call becomes the kernel's tail call instruction: the
+//     direct form (imm = poke descriptor index + 1, in program order) when
+//     the key is the same constant on every path and below the prog
+//     array's size (Options.MapMaxEntries) and the map is known, else the
+//     indirect form (imm 0), as record_func_key decides. The key and map
+//     are followed over the function's CFG (constants, copies, simple
+//     arithmetic; different values on different paths mean indirect); when
+//     that cannot decide (a load from a stack slot or a read-only map that
+//     the verifier may know to be constant), the pass says so;
 //   - may_goto becomes the x86 kernel's timed form: a 16-byte counter and
 //     timestamp below the function's stack (its StackDepth grows by 16, so
 //     the stackdepth pass must run first), a decrement through BPF_REG_AX
@@ -43,8 +52,7 @@ func HelperSymbol(id int32) string { return fmt.Sprintf("helper#%d", id) }
 // guess: accesses through pointers to kernel objects (PROBE_MEM), context
 // field conversions (unless Options.CtxIsMemory says the
 // program type passes its context through, as syscall programs do),
-// LD_ABS/LD_IND, tail calls (direct or indirect depends on the verifier's
-// key tracking), helpers the kernel inlines or
+// LD_ABS/LD_IND, helpers the kernel inlines or
 // redirects (map operations, smp_processor_id, jiffies64, get_func_arg...),
 // and kfuncs it specialises (obj_new, cast_to_kern_ctx, ...).
 //
@@ -66,6 +74,9 @@ type Options struct {
 	// verifier does not rewrite (syscall programs, for example). Otherwise
 	// an access through the context is an error.
 	CtxIsMemory bool
+	// MapMaxEntries gives the size of prog array maps by symbol: a tail
+	// call with a constant key below it becomes the direct form.
+	MapMaxEntries map[string]uint32
 }
 
 func (Fixups) Name() string { return "fixups" }
@@ -119,6 +130,17 @@ func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 	}
 	f.mayGotoFuncs = make([]bool, len(p.Funcs)) // functions given may_goto slots
 	var edits []edit
+	// Tail call forms, decided before map loads become addresses.
+	var tc map[int]int32
+	for i := 0; i < len(p.Insns); i++ {
+		if p.Insns[i].IsHelperCall() && p.Insns[i].Imm == ir.HelperTailCall && (i == 0 || !p.Insns[i-1].IsLdImm64()) {
+			var err error
+			if tc, err = f.tailCallForms(p); err != nil {
+				return err
+			}
+			break
+		}
+	}
 	for i := 0; i < len(p.Insns); i++ {
 		ins := p.Insns[i]
 		a := p.Aux[i]
@@ -141,7 +163,10 @@ func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 			}
 			edits = append(edits, ed)
 		case ins.IsTailCall():
-			return &ir.Error{Index: i, Reason: "tail call: direct or indirect form depends on the verifier's key tracking (out of scope)"}
+			if ins.Op == ir.OpTailCall {
+				continue // already rewritten
+			}
+			p.Insns[i] = ir.Instruction{Op: ir.OpTailCall, Imm: tc[i]}
 		case ins.IsHelperCall():
 			if name, ok := kernelOnlyHelpers[ins.Imm]; ok {
 				return &ir.Error{Index: i, Reason: fmt.Sprintf("call of helper %d (%s): the kernel inlines or redirects it (out of scope)", ins.Imm, name)}
@@ -434,4 +459,261 @@ func alreadyGuarded(p *ir.Program, i int, patch []ir.Instruction, orig int) bool
 		}
 	}
 	return true
+}
+
+// kval is what the tail-call key tracking knows about a register.
+type kval struct {
+	state uint8
+	v     uint64
+	sym   string // for a map pointer: the map's symbol
+}
+
+const (
+	kvBottom       uint8 = iota // not reached yet
+	kvConst                     // this constant on every path
+	kvMap                       // this map pointer on every path
+	kvNonConst                  // a value the verifier cannot know (or that differs between paths)
+	kvUndetermined              // may be a constant the verifier knows (stack fills, read-only maps...)
+)
+
+func joinK(a, b kval) kval {
+	switch {
+	case a.state == kvBottom:
+		return b
+	case b.state == kvBottom:
+		return a
+	case a.state == kvUndetermined || b.state == kvUndetermined:
+		return kval{state: kvUndetermined}
+	case a == b:
+		return a
+	}
+	return kval{state: kvNonConst}
+}
+
+type kstate [ir.RAX + 1]kval
+
+// tailCallForms decides the form of every bpf_tail_call: the imm of the
+// kernel's tail call instruction (0 indirect, n+1 direct with poke
+// descriptor n). The key (r3) and the map (r2) are followed over each
+// function's CFG: the verifier takes the direct form when every visit of the
+// call sees the same constant key and the same map.
+func (f *Fixups) tailCallForms(p *ir.Program) (map[int]int32, error) {
+	funcs, err := funcsOf(p)
+	if err != nil {
+		return nil, err
+	}
+	forms := map[int]int32{}
+	pokes := int32(0)
+	var buf []int
+	for _, fn := range funcs {
+		in := make([]kstate, fn.Len())
+		var entry kstate
+		for r := range entry {
+			entry[r] = kval{state: kvNonConst}
+		}
+		in[0] = entry
+		reached := make([]bool, fn.Len())
+		reached[0] = true
+		work := []int{fn.Start}
+		queued := make([]bool, fn.Len())
+		queued[0] = true
+		at := make(map[int]kstate) // state before each tail call
+		for len(work) > 0 {
+			i := work[len(work)-1]
+			work = work[:len(work)-1]
+			queued[i-fn.Start] = false
+			st := in[i-fn.Start]
+			ins := p.Insns[i]
+			if ins.IsTailCall() {
+				at[i] = st
+			}
+			stepKey(p, i, &st)
+			buf, err = succs(p, i, buf[:0])
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range buf {
+				if s < fn.Start || s >= fn.End {
+					return nil, &ir.Error{Index: i, Reason: "control flow leaves the function"}
+				}
+				r := s - fn.Start
+				changed := !reached[r]
+				reached[r] = true
+				for k := range st {
+					if j := joinK(in[r][k], st[k]); j != in[r][k] {
+						in[r][k], changed = j, true
+					}
+				}
+				if changed && !queued[r] {
+					queued[r] = true
+					work = append(work, s)
+				}
+			}
+		}
+		for i := fn.Start; i < fn.End; i++ {
+			st, ok := at[i]
+			if !ok {
+				continue
+			}
+			key, m := st[ir.R3], st[ir.R2]
+			switch {
+			case key.state == kvConst && (m.state == kvMap || m.state == kvConst):
+				sym := m.sym
+				if m.state == kvConst {
+					// An already resolved map address (xlated input).
+					sym = fmt.Sprintf("%#x", m.v)
+				}
+				max, ok := f.Options.MapMaxEntries[sym]
+				if !ok {
+					return nil, &ir.Error{Index: i, Reason: fmt.Sprintf("tail call with constant key %d: the size of prog array %q is needed (Options.MapMaxEntries) to choose the direct form", key.v, sym)}
+				}
+				if key.v < uint64(max) {
+					pokes++
+					forms[i] = pokes
+				} else {
+					forms[i] = 0
+				}
+			case key.state == kvNonConst || m.state == kvNonConst:
+				forms[i] = 0 // key or map differs between visits: indirect
+			default:
+				return nil, &ir.Error{Index: i, Reason: "tail call: the key (r3) or the map (r2) may be a constant only the verifier's value tracking knows (a stack fill, a read-only map); the direct or indirect form cannot be told here"}
+			}
+		}
+	}
+	return forms, nil
+}
+
+// stepKey applies instruction i to the key-tracking state.
+func stepKey(p *ir.Program, i int, r *kstate) {
+	ins := p.Insns[i]
+	switch c := ins.Class(); {
+	case ins.IsLdImm64():
+		switch {
+		case ins.Src == ir.PseudoMapFD && p.Aux[i].Symbol != "":
+			r[ins.Dst] = kval{state: kvMap, sym: p.Aux[i].Symbol}
+		case ins.Src == ir.PseudoMapFD:
+			r[ins.Dst] = kval{state: kvMap, sym: fmt.Sprintf("map#%d", ins.Imm)}
+		case ins.Src == ir.PseudoNone:
+			r[ins.Dst] = kval{state: kvConst, v: ir.Imm64(ins, p.Insns[i+1])}
+		default:
+			r[ins.Dst] = kval{state: kvUndetermined}
+		}
+	case c == ir.ClassALU || c == ir.ClassALU64:
+		r[ins.Dst] = evalKey(ins, r[ins.Dst], r[ins.Src])
+	case c == ir.ClassLDX:
+		switch p.Aux[i].PtrType {
+		case ir.PtrCtx, ir.PtrArena, ir.PtrMem, ir.PtrPacket:
+			r[ins.Dst] = kval{state: kvNonConst}
+		default:
+			r[ins.Dst] = kval{state: kvUndetermined}
+		}
+	case c == ir.ClassSTX && ins.IsAtomic():
+		if d, ok := atomicDef(ins); ok {
+			r[d] = kval{state: kvNonConst}
+		}
+	case ins.IsCall() || ins.IsCallX() || ins.Op == ir.OpTailCall || c == ir.ClassLD:
+		for reg := ir.R0; reg <= ir.R5; reg++ {
+			r[reg] = kval{state: kvNonConst}
+		}
+	}
+}
+
+// evalKey follows constants through an ALU instruction, as far as the
+// verifier's own tracking would certainly agree.
+func evalKey(ins ir.Instruction, d, s kval) kval {
+	src := s
+	if ins.Source() == ir.SourceK {
+		src = kval{state: kvConst, v: uint64(int64(ins.Imm))}
+	}
+	is32 := ins.Class() == ir.ClassALU
+	trunc := func(v uint64) kval {
+		if is32 {
+			v = uint64(uint32(v))
+		}
+		return kval{state: kvConst, v: v}
+	}
+	op := ins.ALUOp()
+	undetermined := kval{state: kvUndetermined}
+	if op == ir.ALUMov {
+		if ins.Off != 0 {
+			return undetermined // movsx, casts
+		}
+		switch {
+		case src.state == kvConst:
+			return trunc(src.v)
+		case src.state == kvNonConst, src.state == kvMap && !is32:
+			return src
+		}
+		return undetermined
+	}
+	if d.state == kvConst && src.state == kvConst {
+		a, b := d.v, src.v
+		switch op {
+		case ir.ALUAdd:
+			return trunc(a + b)
+		case ir.ALUSub:
+			return trunc(a - b)
+		case ir.ALUAnd:
+			return trunc(a & b)
+		case ir.ALUOr:
+			return trunc(a | b)
+		case ir.ALUXor:
+			return trunc(a ^ b)
+		}
+		return undetermined
+	}
+	// An unknown value stays unknown under a mask with more than one
+	// possible result, an addition or an xor; anything else is left
+	// undetermined.
+	if d.state == kvNonConst && src.state == kvConst {
+		switch op {
+		case ir.ALUAnd:
+			if src.v != 0 {
+				return kval{state: kvNonConst}
+			}
+		case ir.ALUAdd, ir.ALUSub, ir.ALUXor:
+			return kval{state: kvNonConst}
+		}
+	}
+	return undetermined
+}
+
+// TailCalls turns the dumped form of the kernel's tail calls back into the
+// tail call instruction for a program given as the kernel's xlated dump
+// (FromXlated): the dump shows every BPF_TAIL_CALL as "call 12"
+// (bpf_insn_prepare_dump) and so loses whether it was direct; the form is
+// decided again as Fixups decides it (Options.MapMaxEntries keyed by map
+// symbol, "map#<id>" or the resolved address "%#x" for constant keys).
+// Guarantees to the next pass: no helper call 12 is left. Only for xlated
+// input; Fixups does this for original programs.
+type TailCalls struct {
+	Options Options
+}
+
+func (TailCalls) Name() string { return "tailcalls" }
+
+func (TailCalls) Describe() string {
+	return "xlated input: dumped tail calls (call 12) back to direct/indirect tail call instructions"
+}
+
+func (t TailCalls) Run(p *ir.Program, ctx *pipeline.Context) error {
+	f := &Fixups{Options: t.Options}
+	var tc map[int]int32
+	for i := 0; i < p.Len(); i++ {
+		ins := p.Insns[i]
+		if ins.IsLdImm64() {
+			i++
+			continue
+		}
+		if ins.IsHelperCall() && ins.Imm == ir.HelperTailCall {
+			if tc == nil {
+				var err error
+				if tc, err = f.tailCallForms(p); err != nil {
+					return err
+				}
+			}
+			p.Insns[i] = ir.Instruction{Op: ir.OpTailCall, Imm: tc[i]}
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package passes
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/bpfc/bpfc/ir"
@@ -40,7 +41,7 @@ func TestPipelineMatchesXlated(t *testing.T) {
 		name := cp.c.Object + "/" + cp.c.Program
 		p := cp.op.Prog.Clone()
 		ctx := captureContext(cp.c)
-		runPasses(t, p, ctx, ZextMark{}, StackDepth{}, Arena{}, Fixups{Options: Options{CtxIsMemory: true}}, Zext{})
+		runPasses(t, p, ctx, ZextMark{}, StackDepth{}, Arena{}, Fixups{Options: captureOptions(cp.op)}, Zext{})
 		x, err := decodeXlated(mustHex(t, cp.c.Xlated))
 		if err != nil {
 			t.Fatal(err)
@@ -56,6 +57,9 @@ func TestPipelineMatchesXlated(t *testing.T) {
 				resolveXlatedLd(x, i, p.Aux[i], cp.c)
 			}
 			want := x.Insns[i]
+			if want.IsHelperCall() && want.Imm == ir.HelperTailCall && got.Insns[i].Op == ir.OpTailCall {
+				continue // the dump shows tail calls as the helper call
+			}
 			if got.Insns[i] != want {
 				bad++
 				if bad < 5 {
@@ -90,4 +94,26 @@ func resolveXlatedLd(x *ir.Program, i int, a ir.Aux, c *arenaCapture) {
 	}
 	ld := ir.LdImm64(ins.Dst, addr)
 	x.Insns[i], x.Insns[i+1] = ld[0], ld[1]
+}
+
+// captureOptions are the pass options for a captured program: syscall
+// programs' context is memory; prog array sizes from the object.
+func captureOptions(op *objProg) Options {
+	o := Options{CtxIsMemory: true, MapMaxEntries: map[string]uint32{}}
+	for name, m := range op.Maps {
+		o.MapMaxEntries[name] = m.MaxEntries
+	}
+	return o
+}
+
+// xlatedOptions are captureOptions for the kernel's xlated program, whose
+// map loads the tests resolve to addresses: sizes by address too.
+func xlatedOptions(op *objProg, c *arenaCapture) Options {
+	o := captureOptions(op)
+	for name, m := range op.Maps {
+		if a, ok := c.Addrs[name]; ok {
+			o.MapMaxEntries[fmt.Sprintf("%#x", a)] = m.MaxEntries
+		}
+	}
+	return o
 }

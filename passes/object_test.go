@@ -34,6 +34,8 @@ type objProg struct {
 	Maps map[string]*ebpf.MapSpec
 	// ArenaGlobals is the size of the .addr_space.1 section (0: none).
 	ArenaGlobals int
+	// Type is the program type from the section name.
+	Type ebpf.ProgramType
 }
 
 type funcInfo struct {
@@ -61,6 +63,7 @@ func readObject(path string) ([]*objProg, error) {
 			return nil, fmt.Errorf("%s: %w", n, err)
 		}
 		op.Maps = spec.Maps
+		op.Type = ps.Type
 		out = append(out, op)
 	}
 	return out, nil
@@ -301,7 +304,7 @@ func readObjectIRElf(path string) ([]*objProg, error) {
 	}
 	var out []*objProg
 	for _, pr := range obj.Programs {
-		op := &objProg{Name: pr.Name, Prog: pr.Prog.Clone(), Maps: maps}
+		op := &objProg{Name: pr.Name, Prog: pr.Prog.Clone(), Maps: maps, Type: pr.Type}
 		if obj.Arena != nil {
 			op.ArenaGlobals = obj.Arena.Size
 		}

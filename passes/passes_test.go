@@ -348,7 +348,15 @@ func TestFixupsErrors(t *testing.T) {
 		err       string
 	}{
 		{"inlined-helper", "call 1\nexit", nil, nil, Options{}, "instruction 0: call of helper 1 (map_lookup_elem)"},
-		{"tail-call", "call 12\nexit", nil, nil, Options{}, "instruction 0: tail call"},
+		{"tail-call-const-key-no-size", "lddw %r2, 0\nmov %r3, 1\ncall 12\nexit", func(p *ir.Program) {
+			p.Insns[0].Src = ir.PseudoMapFD
+			p.Aux[0].Symbol, p.Aux[0].SymbolKind = "progs", ir.SymMap
+		}, &pipeline.Context{Symbols: map[string]uint64{"progs": 1 << 63}}, Options{}, `instruction 3: tail call with constant key 1: the size of prog array "progs" is needed`},
+		{"tail-call-key-from-stack", "lddw %r2, 0\nldxdw %r3, [%r10-8]\ncall 12\nexit", func(p *ir.Program) {
+			p.Insns[0].Src = ir.PseudoMapFD
+			p.Aux[0].Symbol, p.Aux[0].SymbolKind = "progs", ir.SymMap
+			p.Aux[2].PtrType = ir.PtrStack
+		}, &pipeline.Context{Symbols: map[string]uint64{"progs": 1 << 63}}, Options{}, "instruction 3: tail call: the key (r3) or the map (r2) may be a constant"},
 		{"helper-no-address", "call 7\nexit", nil, &pipeline.Context{Symbols: map[string]uint64{CallBaseSymbol: 1 << 40}}, Options{}, `instruction 0: no address for helper 7`},
 		{"kfunc-no-address", "call 7\nexit", func(p *ir.Program) {
 			p.Insns[0].Src = ir.CallKfunc
@@ -583,6 +591,46 @@ func TestFixupsIdempotent(t *testing.T) {
 		runPasses(t, p, nil, Fixups{})
 		if p.Len() != n {
 			t.Errorf("%s: second run: %d -> %d instructions", c.name, n, p.Len())
+		}
+	}
+}
+
+// TestTailCallForms: the direct form for one constant key below the array
+// size (poke descriptors numbered in program order), the indirect form for
+// a variable key, different keys on different paths, or a key past the end.
+func TestTailCallForms(t *testing.T) {
+	p := assemble(t, `
+lddw %r2, 0
+mov %r3, 1
+call 12
+lddw %r2, 0
+ldxdw %r3, [%r1+0]
+call 12
+lddw %r2, 0
+mov %r3, 1
+jeq %r1, 0, +1
+mov %r3, 2
+call 12
+lddw %r2, 0
+mov32 %r3, 9
+call 12
+lddw %r2, 0
+mov %r3, 0
+call 12
+exit`)
+	for _, i := range []int{0, 4, 8, 14, 18} {
+		p.Insns[i].Src = ir.PseudoMapFD
+		p.Aux[i].Symbol, p.Aux[i].SymbolKind = "progs", ir.SymMap
+	}
+	p.Aux[6].PtrType = ir.PtrCtx
+	ctx := &pipeline.Context{Symbols: map[string]uint64{"progs": 0xffff888000001000}}
+	if err := (Fixups{Options: Options{CtxIsMemory: true, MapMaxEntries: map[string]uint32{"progs": 4}}}).Run(p, ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]int32{3: 1, 7: 0, 13: 0, 17: 0, 21: 2}
+	for i, imm := range want {
+		if p.Insns[i].Op != ir.OpTailCall || p.Insns[i].Imm != imm {
+			t.Errorf("%d: %s imm %d, want tail call imm %d", i, p.Format(i), p.Insns[i].Imm, imm)
 		}
 	}
 }

@@ -11,19 +11,24 @@ func init() {
 	pipeline.Default.Register("arena", func() pipeline.Pass { return Arena{} })
 	pipeline.Default.Register("fixups", func() pipeline.Pass { return Fixups{} })
 	pipeline.Default.Register("zext", func() pipeline.Pass { return Zext{} })
+	pipeline.Default.Register("tailcalls", func() pipeline.Pass { return TailCalls{} })
 }
 
 // Order is the verifier's order of the passes for an original program.
 var Order = []string{"zext-mark", "stackdepth", "arena", "fixups", "zext", "regusage"}
 
 // JITOrder is the order for the kernel's xlated program.
-var JITOrder = []string{"arena", "stackdepth", "regusage"}
+var JITOrder = []string{"arena", "tailcalls", "stackdepth", "regusage"}
 
 func build(names []string, opts Options) *pipeline.Pipeline {
 	pl := &pipeline.Pipeline{}
 	for _, n := range names {
-		if n == "fixups" {
+		switch n {
+		case "fixups":
 			pl.Append(Fixups{Options: opts})
+			continue
+		case "tailcalls":
+			pl.Append(TailCalls{Options: opts})
 			continue
 		}
 		p, err := pipeline.Default.New(n)
@@ -44,9 +49,13 @@ func build(names []string, opts Options) *pipeline.Pipeline {
 func Default(opts Options) *pipeline.Pipeline { return build(Order, opts) }
 
 // JIT returns the pipeline for a program the kernel already verified (its
-// xlated dump, run with Context.FromXlated): arena inference, stackdepth,
-// regusage, which is all the JIT needs.
+// xlated dump, run with Context.FromXlated): arena inference, tail calls
+// back from their dumped form, stackdepth, regusage, which is all the JIT
+// needs.
 func JIT() *pipeline.Pipeline { return build(JITOrder, Options{}) }
+
+// JITWith is JIT with options (prog array sizes for direct tail calls).
+func JITWith(opts Options) *pipeline.Pipeline { return build(JITOrder, opts) }
 
 // FromXlated is JIT.
 func FromXlated() *pipeline.Pipeline { return JIT() }

@@ -302,19 +302,36 @@ func upperLiveness(p *ir.Program) ([]ir.RegSet, error) {
 			global := globalFunc(p, funcs, k) || cb[k]
 			for again := true; again; {
 				again = false
+				// Without a backward edge one backward sweep reaches
+				// the fixed point (every successor is final when read).
+				back := false
 				for i := f.End - 1; i >= f.Start; i-- {
 					if i > f.Start && p.Insns[i-1].IsLdImm64() {
 						continue // second slot
 					}
 					ins := p.Insns[i]
-					buf, err = succs(p, i, buf[:0])
-					if err != nil {
-						return nil, err
-					}
 					var o ir.RegSet
-					for _, s := range buf {
-						if s < f.End {
-							o |= in[s]
+					if !ins.Class().IsJump() {
+						// Straight-line: the next slot (succs without the call).
+						next := i + 1
+						if ins.IsLdImm64() {
+							next = i + 2
+						}
+						if next < f.End {
+							o = in[next]
+						}
+					} else {
+						buf, err = succs(p, i, buf[:0])
+						if err != nil {
+							return nil, err
+						}
+						for _, s := range buf {
+							if s < f.End {
+								o |= in[s]
+								if s <= i {
+									back = true
+								}
+							}
 						}
 					}
 					var li ir.RegSet
@@ -340,7 +357,7 @@ func upperLiveness(p *ir.Program) ([]ir.RegSet, error) {
 					}
 					if o != out[i] || li != in[i] {
 						out[i], in[i] = o, li
-						again = true
+						again = back
 					}
 				}
 			}

@@ -151,10 +151,10 @@ func predictRnd(p, orig *ir.Program) []bool {
 // definitions compared, and the instructions the kernel patched but we
 // marked (conservative differences); a patch we predict that the kernel
 // did not make is an error.
-func compareRnd(t *testing.T, name string, orig *ir.Program, ctx *pipeline.Context, xlated, xlatedRnd []byte) (int, []int) {
+func compareRnd(t *testing.T, name string, orig *ir.Program, ctx *pipeline.Context, opts Options, xlated, xlatedRnd []byte) (int, []int) {
 	t.Helper()
 	p := orig.Clone()
-	runPasses(t, p, ctx, ZextMark{}, StackDepth{}, Arena{}, Fixups{Options: Options{CtxIsMemory: true}}, Zext{})
+	runPasses(t, p, ctx, ZextMark{}, StackDepth{}, Arena{}, Fixups{Options: opts}, Zext{})
 	x, err := decodeXlated(xlated)
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +206,7 @@ func TestZextMatchesKernelHandBuilt(t *testing.T) {
 		orig := assemble(t, c.asm)
 		xl := mustHex(t, zc.Xlated)
 		ctx := &pipeline.Context{Symbols: zc.Symbols}
-		n, extra := compareRnd(t, c.name, orig, ctx, xl, mustHex(t, zc.XlatedRnd))
+		n, extra := compareRnd(t, c.name, orig, ctx, Options{CtxIsMemory: true}, xl, mustHex(t, zc.XlatedRnd))
 		if len(extra) > 0 {
 			t.Errorf("%s: we mark %v, the kernel does not", c.name, extra)
 		}
@@ -230,7 +230,7 @@ func TestZextMatchesKernelArena(t *testing.T) {
 	var diffs []string
 	for _, cp := range loadCaptures(t) {
 		name := cp.c.Object + "/" + cp.c.Program
-		n, extra := compareRnd(t, name, cp.op.Prog, captureContext(cp.c), mustHex(t, cp.c.Xlated), mustHex(t, cp.c.XlatedRnd))
+		n, extra := compareRnd(t, name, cp.op.Prog, captureContext(cp.c), captureOptions(cp.op), mustHex(t, cp.c.Xlated), mustHex(t, cp.c.XlatedRnd))
 		total += n
 		same += n - len(extra)
 		if len(extra) > 0 {
