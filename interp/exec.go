@@ -618,7 +618,7 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 				return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "call depth exceeds %d frames", MaxCallDepth)
 			}
 			f := &m.frames[m.depth]
-			f.prog, f.ret, f.mayGoto = m.prog, pc, m.mayGoto
+			f.prog, f.ret, f.mayGoto, f.loopN = m.prog, pc, m.mayGoto, 0
 			f.saved = [5]uint64{r[6], r[7], r[8], r[9], r[10]}
 			m.depth++
 			r[10] -= StackSize
@@ -636,7 +636,7 @@ func (m *machine) run(p *Program, ro *RunOptions) (Result, error) {
 					return m.result(r[0], left), m.errAt(m.prog, pc-1, nil, "call depth exceeds %d frames", MaxCallDepth)
 				}
 				f := &m.frames[m.depth]
-				f.prog, f.ret, f.mayGoto = m.prog, pc, m.mayGoto
+				f.prog, f.ret, f.mayGoto, f.loopN = m.prog, pc, m.mayGoto, 0
 				f.saved = [5]uint64{r[6], r[7], r[8], r[9], r[10]}
 				m.depth++
 				r[10] -= StackSize

@@ -720,3 +720,34 @@ func TestBpfLoop(t *testing.T) {
 		t.Fatalf("bad callback: %v", err)
 	}
 }
+
+// A run that stops inside a bpf_loop callback must not leave loop state
+// behind for the next run on the same pooled machine.
+func TestBpfLoopStoppedThenCall(t *testing.T) {
+	reg := helpers.Kernel().Clone().Register(1000, "stop", func(c *helpers.Context, _, _, _, _, _ uint64) uint64 {
+		c.Stop(42)
+		return 0
+	})
+	stopper := ir.NewProgram("stopper", []ir.Instruction{
+		{Op: 0xb7, Dst: ir.R1, Imm: 3},
+		{Op: ir.OpLdImm64, Dst: ir.R2, Src: ir.PseudoFunc, Imm: 5}, {}, // cb at slot 1+1+5 = 7
+		{Op: 0xb7, Dst: ir.R3, Imm: 0},
+		{Op: 0xb7, Dst: ir.R4, Imm: 0},
+		{Op: ir.OpCall, Imm: helpers.IDLoop},
+		{Op: ir.OpExit},
+		{Op: ir.OpCall, Imm: 1000}, // cb: stop the program
+		{Op: ir.OpExit},
+	})
+	q1 := prepare(t, stopper, Options{Helpers: reg})
+	q2 := prepare(t, assemble(t, "mov %r1, 1\ncall local f\nadd %r0, 1\nexit\nf:\nmov %r0, %r1\nexit"), Options{Helpers: reg})
+	for i := 0; i < 3; i++ {
+		res, err := q1.Run(RunOptions{})
+		if err != nil || res.R0 != 42 || !res.Stopped {
+			t.Fatalf("stopper: %+v %v", res, err)
+		}
+		res, err = q2.Run(RunOptions{})
+		if err != nil || res.R0 != 2 {
+			t.Fatalf("call after a stopped loop: r0=%d err=%v", res.R0, err)
+		}
+	}
+}

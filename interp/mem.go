@@ -81,9 +81,7 @@ func (m *machine) release() {
 		m.regions[i] = region{}
 	}
 	m.regions = m.regions[:0]
-	for i := range m.frames {
-		m.frames[i].prog = nil
-	}
+	m.frames = [MaxCallDepth]frame{} // drops program references and bpf_loop state
 	// Restore the invariant that a pooled machine's stack is all zero:
 	// only frames 0..maxDepth were accessible in this run.
 	clear(m.stack[stackSize-(m.maxDepth+1)*StackSize:])
