@@ -8,15 +8,17 @@
 //	            PROBE_MEM32 / PROBE_MEM32SX / PROBE_ATOMIC, cast lowering,
 //	            32-bit arena arithmetic, UsesArena
 //	fixups      do_misc_fixups: div/mod guards, map and arena-global
-//	            addresses, helper/kfunc call immediates
+//	            addresses, helper/kfunc call immediates, may_goto
+//	            expansion, tail calls (direct or indirect)
 //	zext        opt_subreg_zext_lo32_rnd_hi32: explicit zero-extensions
 //	            (after cmpxchg32; everywhere marked with ForceZext)
 //	regusage    the JIT's detect_reg_usage: callee-saved registers, tail
 //	            calls, arena: what each prologue saves
 //
 // Default builds that pipeline for a program as an object file gives it;
-// JIT (alias FromXlated) builds the short one for the kernel's xlated
-// program, whose verifier rewrites are done: arena (inference only),
+// JIT (alias FromXlated; JITWith for options) builds the short one for the
+// kernel's xlated program, whose verifier rewrites are done: arena
+// (inference only), tailcalls (the dump shows tail calls as helper calls),
 // stackdepth, regusage. Every pass is registered by name in
 // pipeline.Default, so embedders can list, disable, reorder or replace
 // them; each documents what it guarantees to the next.
@@ -27,11 +29,11 @@
 // verifier's frames make them behave (a static function sees its callers'
 // values; a global function, like the main program, is checked on its own).
 // Everything a pass cannot do without the kernel (context field
-// conversions, helper inlining, tail calls, LD_ABS, may_goto) is an error
-// naming the instruction rather than a guess.
+// conversions, helper inlining, PROBE_MEM loads through kernel object
+// pointers, LD_ABS) is an error naming the instruction rather than a guess.
 //
 // The tests compare with the live 6.18 kernel through committed captures:
-// testdata/arena (34 clang-built arena programs: xlated, xlated with
+// testdata/arena (38 clang-built programs, 36 of them arena programs: xlated, xlated with
 // BPF_F_TEST_RND_HI32, jited bytes, addresses) and passes/testdata/zext
 // (hand-built programs); -capture rewrites them on a machine with BPF. The
 // Default pipeline followed by backend/amd64 reproduces the kernel's image
