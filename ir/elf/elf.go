@@ -767,13 +767,40 @@ func (l *loader) kfuncID(name string) (int32, error) {
 	}
 	var fn *btf.Func
 	if err := l.opts.KernelBTF.TypeByName(name, &fn); err != nil {
-		return 0, fmt.Errorf("kfunc %q: %v", name, err)
+		if l.opts.ResolveKfuncs && inKernelModule(name) {
+			// A module's kfunc: its id is in the module's BTF, which
+			// the call names by an fd the loader passes; left at 0.
+			return 0, nil
+		}
+		return 0, fmt.Errorf("kfunc %q is not in the kernel's BTF: %v", name, err)
 	}
 	id, err := l.opts.KernelBTF.TypeID(fn)
 	if err != nil {
 		return 0, fmt.Errorf("kfunc %q: %v", name, err)
 	}
 	return int32(id), nil
+}
+
+// inKernelModule reports whether a loaded module's BTF has a function name.
+func inKernelModule(name string) bool {
+	entries, err := os.ReadDir("/sys/kernel/btf")
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.Name() == "vmlinux" {
+			continue
+		}
+		m, err := btf.LoadKernelModuleSpec(e.Name())
+		if err != nil {
+			continue
+		}
+		var fn *btf.Func
+		if m.TypeByName(name, &fn) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func isDataSection(name string) bool {

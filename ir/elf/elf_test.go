@@ -527,7 +527,7 @@ func TestKfuncIDs(t *testing.T) {
 	empty, err := btf.LoadSpecFromReader(bytes.NewReader(minimalBTF()))
 	require.NoError(t, err)
 	_, err = LoadWith(filepath.Join(dir, "calls.o"), Options{KernelBTF: empty})
-	require.ErrorContains(t, err, `calls.o: caller_two: instruction 0: kfunc "bpf_rcu_read_lock": `)
+	require.ErrorContains(t, err, `calls.o: caller_two: instruction 0: kfunc "bpf_rcu_read_lock" is not in the kernel's BTF: `)
 }
 
 // minimalBTF is a BTF blob with no types and an empty string table.
