@@ -35,8 +35,12 @@
 // bpf-to-bpf calls save r6..r9 and r10 in a frame record and restore them
 // on exit (the kernel's callee-saved convention); the depth limit is 8 frames
 // as in the kernel. Tail calls replace the current frame's program with one
-// from Options.TailCalls (at most 33 in a chain). Helper 5 of the
-// conformance helper set ("unwind") can stop a program early. An
+// from Options.TailCalls (at most 33 in a chain). bpf_loop runs its
+// callback as a sequence of bpf-to-bpf calls inside the loop, and the
+// verifier's timed may_goto call (arch_bpf_timed_may_goto, registered by
+// the embedder under its kernel-specific immediate) keeps its own register
+// convention. Helper 5 of the conformance helper set ("unwind") can stop a
+// program early. An
 // instruction budget and a context.Context bound a run; both, and the
 // optional per-instruction Step hook, are served by the one countdown the
 // loop keeps anyway to count instructions.
