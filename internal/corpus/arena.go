@@ -185,6 +185,36 @@ func arenaFamily() {
 		},
 	})
 	add(Entry{
+		Name: "arena_static_arg",
+		Note: "an arena pointer passed to a static function in r1 (the callee's accesses are arena accesses)",
+		Maps: []kernel.MapDef{arenaMap},
+		Build: func(b *B) {
+			b.Emit(LdMapValue(R1, 0, 0x1000)...)
+			b.Emit(CastKern(R1, R1)).CallLocal("f").Exit()
+			b.Label("f").Emit(St(DW, R1, 8, 5), Ldx(W32, R0, R1, 16)).Exit()
+		},
+	})
+	add(Entry{
+		Name: "arena_static_ret",
+		Note: "an arena pointer returned from a static function in r0",
+		Maps: []kernel.MapDef{arenaMap},
+		Build: func(b *B) {
+			b.CallLocal("f").Emit(St(DW, R0, 8, 5), Ldx(W32, R0, R0, 16)).Exit()
+			b.Label("f").Emit(LdMapValue(R0, 0, 0x1000)...)
+			b.Emit(CastKern(R0, R0)).Exit()
+		},
+	})
+	add(Entry{
+		Name: "arena_across_call",
+		Note: "an arena pointer kept in r6 across a bpf-to-bpf call",
+		Maps: []kernel.MapDef{arenaMap},
+		Build: func(b *B) {
+			b.Emit(LdMapValue(R6, 0, 0x1000)...)
+			b.Emit(CastKern(R6, R6)).CallLocal("f").Emit(Stx(DW, R6, R0, 8), Mov64(R0, 0)).Exit()
+			b.Label("f").Emit(Mov64(R0, 3)).Exit()
+		},
+	})
+	add(Entry{
 		Name: "arena_alloc_pages",
 		Note: "kfunc call bpf_arena_alloc_pages (call rel32 to call base + imm) and use of the page",
 		Maps: []kernel.MapDef{arenaMap},

@@ -457,7 +457,7 @@ func isMemAccess(i ir.Instruction) bool {
 }
 
 func memArg(in x86asm.Inst) (x86asm.Mem, bool) {
-	if in.Op == x86asm.LEA {
+	if in.Op == x86asm.LEA || in.Op == x86asm.NOP { // the prologue's nop5/nop3 decode with [rax...]
 		return x86asm.Mem{}, false
 	}
 	for _, a := range in.Args {
