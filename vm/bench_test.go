@@ -318,3 +318,15 @@ func BenchmarkLoad(b *testing.B) {
 		q.Close()
 	}
 }
+
+//go:noinline
+func goTrivial(r1, r2 uint64) (uint64, error) { return 1, nil }
+
+// BenchmarkGoCall is the baseline for BenchmarkRunTrivial: a plain
+// non-inlined Go call on the same machine at the same time.
+func BenchmarkGoCall(b *testing.B) {
+	defer cpuMetric(b, 0, "")()
+	for b.Loop() {
+		goTrivial(0, 0)
+	}
+}

@@ -72,11 +72,16 @@ func allocProgram() *ir.Program {
 
 func stressLoad(t testing.TB, p *ir.Program, o Options) *Program {
 	t.Helper()
-	prog, err := Load(p, &LoadOptions{Options: o, Context: &pipeline.Context{Symbols: map[string]uint64{"arena": 0xffff888100000000}}})
+	prog, err := Load(p, &LoadOptions{Options: o, Context: stressContext()})
 	if err != nil {
 		t.Fatalf("%s: %v", p.Name, err)
 	}
 	return prog
+}
+
+// stressContext gives the map symbol "arena" a (made-up) kernel address.
+func stressContext() *pipeline.Context {
+	return &pipeline.Context{Symbols: map[string]uint64{"arena": 0xffff888100000000}}
 }
 
 // genCase is a generated program with the interpreter's result.

@@ -46,7 +46,8 @@ type execCtx struct {
 	faultPC   uint64
 	faultAddr uint64
 	faultSig  uint64
-	refill    int64 // the budget last set (Go side only)
+	resumed   uint64 // set by resume: enter's return goes through gosp
+	refill    int64  // the budget last set (Go side only)
 }
 
 // bpfReg returns BPF register r as saved at an exit.

@@ -156,6 +156,8 @@ func TestCtxLayout(t *testing.T) {
 		{"r15", unsafe.Offsetof(c.r15), 152},
 		{"faultPC", unsafe.Offsetof(c.faultPC), 160},
 		{"faultAddr", unsafe.Offsetof(c.faultAddr), 168},
+		{"faultSig", unsafe.Offsetof(c.faultSig), 176},
+		{"resumed", unsafe.Offsetof(c.resumed), 184},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s at %d, vm_amd64.s uses %d", tc.name, tc.got, tc.want)
