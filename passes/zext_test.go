@@ -23,6 +23,8 @@ func assemble(t *testing.T, text string) *ir.Program {
 	return p
 }
 
+func assembleNoT(text string) (*ir.Program, error) { return asm.Assemble(text) }
+
 func markedSet(p *ir.Program) []int {
 	var m []int
 	for i := range p.Insns {
