@@ -6,14 +6,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/cilium/ebpf"
 	"github.com/spf13/cobra"
 
-	"github.com/cilium/ebpf"
-
-	"github.com/bpfc/bpfc/arena"
-	"github.com/bpfc/bpfc/compiler"
 	"github.com/bpfc/bpfc/interp"
-	"github.com/bpfc/bpfc/ir/elf"
 	"github.com/bpfc/bpfc/pipeline"
 	"github.com/bpfc/bpfc/vm"
 )
@@ -38,7 +34,7 @@ conformance file's "-- mem" section) and r2 = its length. It prints r0 in hex.
 For a conformance file with a "-- result" section (and no --mem) it also checks r0
 and exits 1 when it differs. --interp runs the reference interpreter instead of the JIT.
 An object's arena map gets a real in-process arena (its globals placed as libbpf
-does); other maps are not supported here.`,
+does); other maps (array, hash, .data/.rodata/.bss) are supported by --interp only.`,
 		Example: `  bpfc run /work/shared/conformance/add.data
   printf '\xb7\x00\x00\x00\x07\x00\x00\x00\x95\x00\x00\x00\x00\x00\x00\x00' | bpfc run -`,
 		Args: cobra.ExactArgs(1),
@@ -81,32 +77,27 @@ func (f *runFlags) run(g *globals, args []string) error {
 	if in.ElfProg != nil {
 		errName = in.Name
 	}
-	// An object's arena: a real arena of the map's size, globals loaded.
-	var ar *arena.Arena
-	syms := map[string]uint64{}
-	if obj := in.Object; obj != nil {
-		for _, m := range obj.Maps {
-			if m.Type != ebpf.Arena || ar != nil {
-				continue
-			}
-			ar, err = arena.New(int(m.MaxEntries), arena.Options{})
-			if err != nil {
-				return fileErr(in.File, errName, err)
-			}
-			defer ar.Close()
-			syms[m.Name] = compiler.FakeMapBase // the arena kfuncs know their arena
-			if g := obj.Arena; g != nil && g.Size > 0 {
-				base, err := ar.LoadGlobals(g.Data, g.Size)
-				if err != nil {
-					return fileErr(in.File, errName, err)
-				}
-				syms[elf.ArenaSection] = base
-			}
+	// An object's arena (vm.NewObjectEnv: the map's size and map_extra
+	// address, globals placed as libbpf does); for the interpreter also its
+	// array/hash/data maps.
+	var env *vm.ObjectEnv
+	if in.Object != nil {
+		env, err = vm.NewObjectEnv(in.Object)
+		if err != nil {
+			return fileErr(in.File, errName, err)
 		}
+		defer env.Close()
 	}
 	var r0 uint64
 	if f.useInterp {
-		p, err := interp.Prepare(in.Prog, interp.Options{Arena: ar, Symbols: syms})
+		io := interp.Options{}
+		if env != nil {
+			io.Arena, io.Symbols = env.Arena, env.Symbols
+			if io.Maps, err = interp.ObjectMaps(in.Object); err != nil {
+				return fileErr(in.File, errName, err)
+			}
+		}
+		p, err := interp.Prepare(in.Prog, io)
 		if err != nil {
 			return fileErr(in.File, errName, err)
 		}
@@ -116,8 +107,19 @@ func (f *runFlags) run(g *globals, args []string) error {
 		}
 		r0 = res.R0
 	} else {
-		p, err := vm.Load(in.Prog, &vm.LoadOptions{Options: vm.Options{Name: in.Name, Arena: ar}, Xlated: f.fromXlated,
-			Context: &pipeline.Context{Logger: g.log, File: in.File, Symbols: syms}})
+		if in.Object != nil {
+			for _, m := range in.Object.Maps {
+				if m.Type != ebpf.Arena {
+					return fileErr(in.File, errName, fmt.Errorf("map %s: the in-process JIT runs objects whose only map is an arena; run with --interp for array, hash and data maps", m.Name))
+				}
+			}
+		}
+		lo := &vm.LoadOptions{Options: vm.Options{Name: in.Name}, Xlated: f.fromXlated,
+			Context: &pipeline.Context{Logger: g.log, File: in.File}}
+		if env != nil {
+			lo = env.LoadOptions(lo)
+		}
+		p, err := vm.Load(in.Prog, lo)
 		if err != nil {
 			return fileErr(in.File, errName, err)
 		}
