@@ -24,7 +24,8 @@
 // and NOFRAME) loads R1..R5 into rdi, rsi, rdx, rcx, r8, saves Go's rsp and
 // rbp in the context, switches rsp to the private stack and calls the
 // program's entry; the program's ret lands back in enter, which stores rax
-// (R0) and returns. Because the stack region is 64 KiB aligned, code at any
+// (R0) and returns (with Go's rsp kept in rbx, which the code preserves, so
+// the common return does not load rsp from memory). Because the stack region is 64 KiB aligned, code at any
 // depth finds its context as rsp & -0x10000, with no register reserved.
 //
 // # Exits: helpers, callx, kfuncs, yields

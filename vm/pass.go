@@ -201,4 +201,5 @@ func (FramePass) Run(p *ir.Program, _ *pipeline.Context) error {
 func init() {
 	pipeline.Default.Register("vm-helpers", func() pipeline.Pass { return &HelpersPass{} })
 	pipeline.Default.Register("vm-frame", func() pipeline.Pass { return FramePass{} })
+	pipeline.Default.Register("vm-fixups", func() pipeline.Pass { return FixupsPass{Div: true, CmpXchg: true} })
 }
