@@ -146,6 +146,10 @@ func (st *astate) slot(i int) aval {
 
 // setSlot stores v in slot i (a copy of the list).
 func (st *astate) setSlot(i int, v aval) {
+	// Nothing to change (the common scalar spill): no copy.
+	if cur := st.slot(i); cur == v || (cur == uninit && v.k&^kScalar == 0) {
+		return
+	}
 	out := make([]slotVal, 0, len(st.s)+1)
 	done := false
 	for _, sv := range st.s {
