@@ -182,7 +182,7 @@ func allocAtProgram() *ir.Program {
 		exitInsn,
 	})
 	p.Aux[1].Symbol, p.Aux[1].SymbolKind = "arena", ir.SymMap
-	p.Aux[8].Symbol, p.Aux[8].SymbolKind = helpers.KfuncArenaAllocPages, ir.SymKfunc
+	p.Aux[7].Symbol, p.Aux[7].SymbolKind = helpers.KfuncArenaAllocPages, ir.SymKfunc
 	p.UsesArena = true
 	return p
 }
