@@ -42,7 +42,8 @@ type Arena struct {
 	closed           atomic.Bool
 }
 
-// ErrClosed is returned by operations on a closed arena.
+// ErrClosed is returned by LoadGlobals on a closed arena (AllocPages
+// returns 0, Bytes and Lookup nil).
 var ErrClosed = errors.New("arena: closed")
 
 const (
