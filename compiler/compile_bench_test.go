@@ -42,3 +42,28 @@ func BenchmarkWholeCompile(b *testing.B) {
 		b.Run(fmt.Sprint(n), func(b *testing.B) { benchWhole(b, n) })
 	}
 }
+
+// BenchmarkCompileBatch compiles 64 programs of about 4,000 instructions
+// with CompileBatch on 1 worker and on GOMAXPROCS workers; the ratio of the
+// two ns/insn figures is the parallel speedup (on a loaded machine it is
+// bounded by the CPU time the machine gives the process).
+func BenchmarkCompileBatch(b *testing.B) {
+	ins := batchInputs(b, 64, 4000, -1)
+	total := 0
+	for _, in := range ins {
+		total += in.Prog.Len()
+	}
+	for _, workers := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				_, errs := CompileBatch(ins, Options{}, workers)
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(total), "ns/insn")
+		})
+	}
+}
