@@ -27,6 +27,15 @@ const helperGetCurrentTaskBTF = 158
 
 func probeFamily() {
 	add(Entry{
+		Name: "probe_mem_subprog",
+		Note: "PROBE_MEM loads in a function called from main",
+		Build: func(b *B) {
+			b.CallLocal("f").Exit()
+			b.Label("f").Call(helperGetCurrentTaskBTF)
+			b.Emit(Ldx(DW, R1, R0, taskOff["group_leader"]), Ldx(W32, R0, R1, taskOff["pid"])).Exit()
+		},
+	})
+	add(Entry{
 		Name: "probe_mem_sizes",
 		Note: "loads through an untrusted BTF pointer (task->group_leader): PROBE_MEM B/H/W/DW and PROBE_MEMSX B/H/W with the address check and extable entries",
 		Build: func(b *B) {

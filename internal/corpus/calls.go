@@ -245,6 +245,31 @@ func callFamily() {
 		})
 	}
 	add(Entry{
+		Name: "tailcall_helpers_reachable",
+		Type: kernel.SocketFilter,
+		Note: "helper calls in tail-call-reachable functions (main and a function that tail calls)",
+		Maps: []kernel.MapDef{progArray},
+		Build: func(b *B) {
+			b.Emit(MovX64(R6, R1)).Call(helperKtimeGetNs).Emit(MovX64(R7, R0), MovX64(R1, R6)).CallLocal("f")
+			b.Emit(AluX(ALU64, ir.ALUAdd, R0, R7)).Exit()
+			b.Label("f").Emit(MovX64(R6, R1)).Call(helperPrandomU32).Emit(MovX64(R1, R6))
+			b.Emit(LdMap(R2, 0)...)
+			b.Emit(Mov64(R3, 0)).Call(helperTailCall).Call(helperKtimeGetNs).Exit()
+		},
+	})
+	add(Entry{
+		Name: "tailcall_then_call",
+		Type: kernel.SocketFilter,
+		Note: "main calls a tail-calling function, then another function with stack (tail-call reachability as the verifier marks it)",
+		Maps: []kernel.MapDef{progArray},
+		Build: func(b *B) {
+			b.Emit(MovX64(R6, R1)).CallLocal("t").Emit(MovX64(R1, R6)).CallLocal("g").Exit()
+			b.Label("t").Emit(LdMap(R2, 0)...)
+			b.Emit(Mov64(R3, 0)).Call(helperTailCall).Emit(Mov64(R0, 0)).Exit()
+			b.Label("g").Emit(St(DW, R10, -16, 1), Ldx(DW, R0, R10, -16)).Exit()
+		},
+	})
+	add(Entry{
 		Name: "socket_filter_basic",
 		Type: kernel.SocketFilter,
 		Note: "socket filter reading skb fields (ctx accesses rewritten by the verifier)",
