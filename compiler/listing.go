@@ -59,18 +59,59 @@ func PrintOptions(p *ir.Program) *ir.PrintOptions {
 // instruction is decoded with x86asm; one that does not decode, or whose
 // decoding runs past its BPF instruction's bytes, is an error.
 func Listing(w io.Writer, r *Result) error {
+	rows, err := listingRows(r)
+	if err != nil {
+		return err
+	}
+	b := &strings.Builder{}
+	for _, row := range rows {
+		b.WriteString(row.text)
+		b.WriteByte('\n')
+	}
+	_, err = io.WriteString(w, b.String())
+	return err
+}
+
+// Kinds of listing rows.
+const (
+	rowHeader = iota // the program's summary
+	rowFunc          // a function's label
+	rowNote          // "; prologue", "; epilogue", the exception table
+	rowSource        // a C source line
+	rowBPF           // a BPF instruction
+	rowX86           // an x86 instruction
+	rowBlank         // the empty line before a function
+)
+
+// listRow is one line of a listing. insn is the index of the BPF
+// instruction (in the compiled program) the row belongs to, -1 for the
+// prologue, epilogue and labels; extable is set on x86 rows an exception
+// table entry covers.
+type listRow struct {
+	kind    int
+	insn    int
+	text    string
+	extable bool
+}
+
+// listingRows builds the listing line by line (Listing writes the text,
+// the HTML report the rows).
+func listingRows(r *Result) ([]listRow, error) {
 	if r.Image == nil {
-		return fmt.Errorf("no machine code (the backend did not run)")
+		return nil, fmt.Errorf("no machine code (the backend did not run)")
 	}
 	p := r.Prog
 	po := PrintOptions(p)
-	b := &strings.Builder{}
-	fmt.Fprintf(b, "; %s: %s", r.Input.File, r.Input.Name)
-	if r.Input.Section != "" {
-		fmt.Fprintf(b, " (section %s)", r.Input.Section)
+	var rows []listRow
+	add := func(kind, insn int, format string, args ...any) {
+		rows = append(rows, listRow{kind: kind, insn: insn, text: fmt.Sprintf(format, args...)})
 	}
-	fmt.Fprintf(b, ": %d BPF instructions, %d functions, %d bytes, %d layout passes, target %s\n",
-		p.Len(), len(r.Image.Funcs), len(r.Image.Code()), r.Image.Passes, r.Target.Name)
+	head := fmt.Sprintf("; %s: %s", r.Input.File, r.Input.Name)
+	if r.Input.Section != "" {
+		head += fmt.Sprintf(" (section %s)", r.Input.Section)
+	}
+	add(rowHeader, -1, "%s: %d BPF instructions, %d functions, %d bytes, %d layout passes, target %s",
+		head, p.Len(), len(r.Image.Funcs), len(r.Image.Code()), r.Image.Passes, r.Target.Name)
 	names := map[int]string{}
 	if r.Input.ElfProg != nil {
 		names = r.Input.ElfProg.Funcs
@@ -84,15 +125,17 @@ func Listing(w io.Writer, r *Result) error {
 				name = r.Input.Name
 			}
 		}
-		fmt.Fprintf(b, "\n%s: ; exec %#x, %d bytes, %d extable entries\n", name, f.ExecAddr, len(f.Code), len(f.Extable))
+		add(rowBlank, -1, "")
+		add(rowFunc, -1, "%s: ; exec %#x, %d bytes, %d extable entries", name, f.ExecAddr, len(f.Code), len(f.Extable))
 		n := len(f.Addrs) - 1
 		if n < 0 {
-			return fmt.Errorf("function %s: no address map", name)
+			return nil, fmt.Errorf("function %s: no address map", name)
 		}
 		marks := extableMarks(f)
-		fmt.Fprintf(b, "  ; prologue\n")
-		if err := listX86(b, f, 0, int(f.Addrs[0]), "prologue", marks); err != nil {
-			return fmt.Errorf("function %s: %w", name, err)
+		add(rowNote, -1, "  ; prologue")
+		var err error
+		if rows, err = listX86(rows, f, 0, int(f.Addrs[0]), -1, "prologue", marks); err != nil {
+			return nil, fmt.Errorf("function %s: %w", name, err)
 		}
 		for j := 0; j < n; j++ {
 			i := f.Start + j
@@ -100,33 +143,32 @@ func Listing(w io.Writer, r *Result) error {
 				break
 			}
 			if l := p.Aux[i].Line; l != nil && (lastLine == nil || l.Line != lastLine.Line || l.File != lastLine.File) {
-				fmt.Fprintf(b, "; %s:%d: %s\n", filepath.Base(l.File), l.Line, strings.TrimSpace(l.Text))
+				add(rowSource, i, "; %s:%d: %s", filepath.Base(l.File), l.Line, strings.TrimSpace(l.Text))
 				lastLine = l
 			}
 			if j > 0 && p.Insns[i-1].IsLdImm64() {
 				continue // second slot: its code is with the first
 			}
-			fmt.Fprintf(b, "%5d: %s\n", i, p.KernelText(i, po))
+			add(rowBPF, i, "%5d: %s", i, p.KernelText(i, po))
 			end := int(f.Addrs[j+1])
 			if p.Insns[i].IsLdImm64() && j+2 <= n {
 				end = int(f.Addrs[j+2])
 			}
-			if err := listX86(b, f, int(f.Addrs[j]), end, fmt.Sprintf("instruction %d", i), marks); err != nil {
-				return &ir.Error{Index: i, Reason: err.Error()}
+			if rows, err = listX86(rows, f, int(f.Addrs[j]), end, i, fmt.Sprintf("instruction %d", i), marks); err != nil {
+				return nil, &ir.Error{Index: i, Reason: err.Error()}
 			}
 		}
 		if int(f.Addrs[n]) < len(f.Code) {
-			fmt.Fprintf(b, "  ; epilogue\n")
+			add(rowNote, -1, "  ; epilogue")
 		}
-		if err := listX86(b, f, int(f.Addrs[n]), len(f.Code), "epilogue", marks); err != nil {
-			return fmt.Errorf("function %s: %w", name, err)
+		if rows, err = listX86(rows, f, int(f.Addrs[n]), len(f.Code), -1, "epilogue", marks); err != nil {
+			return nil, fmt.Errorf("function %s: %w", name, err)
 		}
 		if len(f.Extable) > 0 {
-			fmt.Fprintf(b, "  ; exception table at %#x: %d entries\n", f.ExtableAddr(), len(f.Extable))
+			add(rowNote, -1, "  ; exception table at %#x: %d entries", f.ExtableAddr(), len(f.Extable))
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return rows, nil
 }
 
 // extableMarks maps function-relative code offsets to a description of
@@ -158,22 +200,26 @@ func ptRegsName(off uint8) string {
 	return fmt.Sprintf("pt_regs+%d", off)
 }
 
-func listX86(b *strings.Builder, f amd64.Func, start, end int, what string, marks map[int]string) error {
+// listX86 appends the x86 instructions in f.Code[start:end] as rows of BPF
+// instruction insn.
+func listX86(rows []listRow, f amd64.Func, start, end, insn int, what string, marks map[int]string) ([]listRow, error) {
 	if start < 0 || end > len(f.Code) || start > end {
-		return fmt.Errorf("%s: code range [%d, %d) outside the function's %d bytes", what, start, end, len(f.Code))
+		return rows, fmt.Errorf("%s: code range [%d, %d) outside the function's %d bytes", what, start, end, len(f.Code))
 	}
 	for pc := start; pc < end; {
 		inst, err := x86asm.Decode(f.Code[pc:end], 64)
 		if err != nil {
-			return fmt.Errorf("%s: x86 code at offset %#x does not decode: %v (% x)", what, pc, err, f.Code[pc:end])
+			return rows, fmt.Errorf("%s: x86 code at offset %#x does not decode: %v (% x)", what, pc, err, f.Code[pc:end])
 		}
 		addr := f.ExecAddr + uint64(pc)
 		text := x86asm.IntelSyntax(inst, addr, nil)
-		if m, ok := marks[pc]; ok {
+		m, covered := marks[pc]
+		if covered {
 			text += "    ; " + m
 		}
-		fmt.Fprintf(b, "    %#06x: %-24s %s\n", pc, hex.EncodeToString(f.Code[pc:pc+inst.Len]), text)
+		rows = append(rows, listRow{kind: rowX86, insn: insn, extable: covered,
+			text: fmt.Sprintf("    %#06x: %-24s %s", pc, hex.EncodeToString(f.Code[pc:pc+inst.Len]), text)})
 		pc += inst.Len
 	}
-	return nil
+	return rows, nil
 }

@@ -97,6 +97,7 @@ type compileFlags struct {
 	noKallsyms  bool
 	noBackend   bool
 	fakeMaps    bool
+	html        string
 }
 
 func newCompile(g *globals) *cobra.Command {
@@ -139,6 +140,7 @@ renamed over FILE only when everything succeeded.`,
 	fl.BoolVar(&f.fakeMaps, "fake-map-addrs", false, "give maps without --symbol a made-up kernel address (code shape as the kernel's, addresses not)")
 	fl.BoolVar(&f.noKallsyms, "no-kallsyms", false, "do not look helper and kfunc callees up in /proc/kallsyms (linux-6.18 target): calls keep their immediates")
 	fl.BoolVar(&f.noBackend, "no-backend", false, "stop after the passes (with --dump-after, to inspect them)")
+	fl.StringVar(&f.html, "html", "", "write an HTML report to FILE: the program after each pass side by side and the x86 listing (one program)")
 	return cmd
 }
 
@@ -258,10 +260,14 @@ func (f *compileFlags) run(g *globals, args []string) error {
 		return usagef("--format raw needs exactly one program, got %d: select one with --prog", len(inputs))
 	}
 	o.Target = target()
+	dumper, err := f.htmlSetup(&o, g.dumper(), inputs) // html.go
+	if err != nil {
+		return err
+	}
 	var results []*compiler.Result
 	for _, in := range inputs {
 		pl := compiler.PipelineFor(in, f.fromXlated)
-		pl.Dumper = g.dumper()
+		pl.Dumper = dumper
 		o.Pipeline = pl
 		r, err := compiler.Compile(in, o)
 		if err != nil {
@@ -271,6 +277,9 @@ func (f *compileFlags) run(g *globals, args []string) error {
 	}
 	var buf bytes.Buffer
 	if err := writeResults(&buf, f.format, results); err != nil {
+		return err
+	}
+	if err := f.writeHTML(results); err != nil {
 		return err
 	}
 	return writeOutput(g.stdout, f.output, buf.Bytes())

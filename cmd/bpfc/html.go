@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+
+	"go.uber.org/zap"
+
+	"github.com/bpfc/bpfc/compiler"
+	"github.com/bpfc/bpfc/pipeline"
+)
+
+// htmlSetup prepares the options for --html: the report needs the program
+// after every pass, so every pass is snapshotted, while the dumps on stderr
+// stay those --dump-after asked for. It returns the dump hook to use.
+func (f *compileFlags) htmlSetup(o *compiler.Options, dumper func(*zap.Logger, pipeline.Snapshot, pipeline.Stat), inputs []*compiler.Input) (func(*zap.Logger, pipeline.Snapshot, pipeline.Stat), error) {
+	if f.html == "" {
+		return dumper, nil
+	}
+	if len(inputs) != 1 {
+		return nil, usagef("--html needs exactly one program, got %d: select one with --prog", len(inputs))
+	}
+	want := map[string]bool{}
+	for _, d := range f.dumpAfter {
+		want[d] = true
+	}
+	o.DumpAfter = []string{"all"}
+	return func(log *zap.Logger, s pipeline.Snapshot, st pipeline.Stat) {
+		if want["all"] || want[s.Pass] {
+			dumper(log, s, st)
+		}
+	}, nil
+}
+
+// writeHTML writes the --html report (atomically, as -o).
+func (f *compileFlags) writeHTML(results []*compiler.Result) error {
+	if f.html == "" {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := compiler.HTMLReport(&buf, results[0]); err != nil {
+		return &compiler.Error{File: results[0].Input.File, Program: results[0].Input.Name, Err: err}
+	}
+	return writeOutput(nil, f.html, buf.Bytes())
+}

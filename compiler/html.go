@@ -1,0 +1,238 @@
+package compiler
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bpfc/bpfc/ir"
+)
+
+// HTMLReport writes a self-contained HTML page (inline CSS and JavaScript,
+// nothing fetched from the network) that shows what each pass did to a
+// program, in the spirit of Go's GOSSAFUNC ssa.html:
+//
+//   - a header with the program, the target, the number of layout passes
+//     of the backend and a table of the passes with their timing, the
+//     instruction counts before and after and the number of changed
+//     instructions;
+//   - one column with the program as loaded, then one column per pass with
+//     the program as it stood after that pass, changed instructions
+//     highlighted and inserted ones in italics;
+//     (a pass that changed nothing is folded to its heading; a click on a
+//     heading folds or unfolds its column);
+//   - a last column with the x86 listing (as Listing writes it), exception
+//     table entries marked.
+//
+// Every instruction carries its original index (ir.Aux.OrigIndex) in a
+// data-o attribute: clicking an instruction (or hovering it) highlights
+// its counterparts in every column, including the x86 code it became. The
+// page acts on a URL fragment "#sel=N" as if original instruction N had
+// been clicked, which is how its browser test selects one.
+//
+// The pass columns come from r.Passes.Snapshots, so compile with
+// Options.DumpAfter = []string{"all"} (a pass without a snapshot has a row
+// in the timing table but no column). Without machine code (NoBackend)
+// the x86 column is left out.
+func HTMLReport(w io.Writer, r *Result) error {
+	var rows []listRow
+	if r.Image != nil {
+		var err error
+		if rows, err = listingRows(r); err != nil {
+			return err
+		}
+	}
+	b := &strings.Builder{}
+	title := fmt.Sprintf("%s: %s", filepath.Base(r.Input.File), r.Input.Name)
+	fmt.Fprintf(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>bpfc: %s</title>\n<style>%s</style>\n</head>\n<body>\n", esc(title), reportCSS)
+
+	// Header: program, target, layout passes, pass timing.
+	fmt.Fprintf(b, "<header>\n<h1>bpfc: %s</h1>\n<p id=\"summary\">", esc(title))
+	if r.Input.Section != "" {
+		fmt.Fprintf(b, "section %s, ", esc(r.Input.Section))
+	}
+	fmt.Fprintf(b, "%d instructions loaded, %d after the passes, target %s", r.Input.Prog.Len(), r.Prog.Len(), esc(r.Target.Name))
+	if r.Image != nil {
+		fmt.Fprintf(b, ", %d functions, %d bytes of x86 code, <span id=\"layout-passes\">%d</span> layout passes", len(r.Image.Funcs), len(r.Image.Code()), r.Image.Passes)
+	}
+	b.WriteString("</p>\n<table id=\"timing\">\n<tr><th>pass</th><th>time</th><th>instructions</th><th>changed</th></tr>\n")
+	var total time.Duration
+	if r.Passes != nil {
+		for _, st := range r.Passes.Stats {
+			total += st.Duration
+			fmt.Fprintf(b, "<tr data-pass=\"%s\"><td>%s</td><td class=\"num\">%s</td><td class=\"num\">%d &rarr; %d</td><td class=\"num\">%d</td></tr>\n",
+				esc(st.Pass), esc(st.Pass), st.Duration, st.InsnsBefore, st.InsnsAfter, st.Changed)
+		}
+	}
+	fmt.Fprintf(b, "<tr><td>total</td><td class=\"num\">%s</td><td></td><td></td></tr>\n</table>\n", total)
+	b.WriteString("<p class=\"help\">Click an instruction (or hover it) to highlight it in every column and the x86 code it became; " +
+		"<span class=\"i ch\">changed by the pass</span> <span class=\"i ins\">inserted</span> <span class=\"x ex\">covered by the exception table</span>. " +
+		"<span id=\"status\"></span></p>\n</header>\n<main id=\"columns\">\n")
+
+	// Program columns.
+	column(b, "input", "loaded", r.Input.Prog, nil)
+	if r.Passes != nil {
+		for _, s := range r.Passes.Snapshots {
+			column(b, s.Pass, "after "+s.Pass, s.Program, s.Changed)
+		}
+	}
+
+	// The x86 listing.
+	if r.Image != nil {
+		b.WriteString("<section class=\"col\" data-pass=\"x86\"><h2>x86-64</h2><div class=\"code\">\n")
+		for _, row := range rows {
+			if row.kind == rowBlank {
+				continue
+			}
+			attr := ""
+			if row.insn >= 0 && row.insn < r.Prog.Len() {
+				attr = origAttr(r.Prog.Aux[row.insn])
+			}
+			cls := map[int]string{rowHeader: "note", rowFunc: "fn", rowNote: "note", rowSource: "src", rowBPF: "i", rowX86: "x"}[row.kind]
+			if row.extable {
+				cls += " ex"
+			}
+			if row.kind == rowSource {
+				attr = "" // a C line is not an instruction
+			}
+			fmt.Fprintf(b, "<div class=\"%s\"%s>%s</div>\n", cls, attr, esc(row.text))
+		}
+		b.WriteString("</div></section>\n")
+	}
+	b.WriteString("</main>\n<script>" + reportJS + "</script>\n</body>\n</html>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// column writes one program column; changed marks instructions the pass
+// changed (nil: none).
+func column(b *strings.Builder, pass, heading string, p *ir.Program, changed []bool) {
+	extra := ""
+	if changed != nil && !slices.Contains(changed, true) {
+		// Nothing changed: folded to its heading (a click unfolds it).
+		extra = " folded"
+		heading += " (no change)"
+	}
+	fmt.Fprintf(b, "<section class=\"col\" data-pass=\"%s\"><h2 class=\"head%s\">%s</h2><div class=\"code\">\n", esc(pass), extra, esc(heading))
+	po := PrintOptions(p)
+	var last *ir.SourceLine
+	for i := 0; i < p.Len(); i++ {
+		a := p.Aux[i]
+		if l := a.Line; l != nil && (last == nil || l.Line != last.Line || l.File != last.File) {
+			fmt.Fprintf(b, "<div class=\"src\">; %s:%d: %s</div>\n", esc(filepath.Base(l.File)), l.Line, esc(strings.TrimSpace(l.Text)))
+			last = l
+		}
+		cls := "i"
+		if i < len(changed) && changed[i] {
+			cls += " ch"
+		}
+		if a.OrigIndex < 0 {
+			cls += " ins"
+		}
+		fmt.Fprintf(b, "<div class=\"%s\"%s>%5d: %s%s</div>\n", cls, origAttr(a), i, esc(p.KernelText(i, po)), auxNote(a))
+		if p.Insns[i].IsLdImm64() {
+			i++
+		}
+	}
+	b.WriteString("</div></section>\n")
+}
+
+// auxNote shows the aux data a pass may change without changing the
+// instruction's text, so that a changed line always shows why.
+func auxNote(a ir.Aux) string {
+	var notes []string
+	if a.ZextDst {
+		notes = append(notes, "zext_dst")
+	}
+	if a.PtrType != ir.PtrUnknown {
+		notes = append(notes, "ptr="+a.PtrType.String())
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return "<span class=\"aux\">  ; " + esc(strings.Join(notes, " ")) + "</span>"
+}
+
+// origAttr is the data-o attribute linking an instruction to its
+// counterparts (none for inserted instructions).
+func origAttr(a ir.Aux) string {
+	if a.OrigIndex < 0 {
+		return ""
+	}
+	return fmt.Sprintf(" data-o=\"%d\"", a.OrigIndex)
+}
+
+func esc(s string) string { return html.EscapeString(s) }
+
+const reportCSS = `
+body { font-family: sans-serif; margin: 0; font-size: 13px; }
+header { padding: 6px 12px; border-bottom: 1px solid #bbb; background: #f6f6f6; }
+h1 { font-size: 16px; margin: 4px 0; }
+h2 { font-size: 13px; margin: 0; padding: 4px 6px; background: #e4e4ee; position: sticky; top: 0; }
+#timing { border-collapse: collapse; margin: 4px 0; }
+#timing td, #timing th { border: 1px solid #ccc; padding: 1px 6px; text-align: left; }
+#timing td.num { text-align: right; font-family: monospace; }
+.help { color: #444; margin: 4px 0; }
+main { display: flex; align-items: flex-start; overflow-x: auto; }
+.col { flex: 0 0 auto; border-right: 1px solid #ccc; max-height: 100vh; overflow-y: auto; }
+.code { font-family: monospace; padding: 2px 6px; font-size: 12px; }
+.code div { white-space: pre; }
+.aux { color: #888; }
+.src { color: #2a7a2a; }
+.fn { font-weight: bold; margin-top: 6px; }
+.note { color: #777; }
+.i, .x { cursor: pointer; }
+.x { color: #333; }
+h2.head { cursor: pointer; }
+h2.folded { writing-mode: vertical-lr; }
+h2.folded + .code { display: none; }
+.ch { background: #fff3b0; }
+.ins { font-style: italic; }
+.ex { text-decoration: underline wavy #c33; }
+.hov { background: #d8ecff; }
+.sel { background: #ffb45e; outline: 1px solid #d87000; }
+`
+
+const reportJS = `
+(function () {
+  var cur = null;
+  function all(o) { return document.querySelectorAll('[data-o="' + o + '"]'); }
+  function mark(o, cls, on) { all(o).forEach(function (e) { e.classList.toggle(cls, on); }); }
+  function status() {
+    var s = document.getElementById("status");
+    if (cur === null) { s.textContent = ""; document.body.removeAttribute("data-selected"); return; }
+    var cols = {};
+    all(cur).forEach(function (e) { cols[e.closest(".col").dataset.pass] = 1; });
+    document.body.setAttribute("data-selected", cur);
+    s.textContent = "instruction " + cur + ": " + all(cur).length + " lines in " + Object.keys(cols).length + " columns";
+  }
+  function select(o) {
+    if (cur !== null) mark(cur, "sel", false);
+    cur = (cur === o) ? null : o;
+    if (cur !== null) mark(cur, "sel", true);
+    status();
+  }
+  document.addEventListener("click", function (ev) {
+    if (ev.target.matches("h2.head")) { ev.target.classList.toggle("folded"); return; }
+    var e = ev.target.closest("[data-o]");
+    if (e) select(e.dataset.o);
+  });
+  document.addEventListener("mouseover", function (ev) {
+    var e = ev.target.closest("[data-o]");
+    if (e) mark(e.dataset.o, "hov", true);
+  });
+  document.addEventListener("mouseout", function (ev) {
+    var e = ev.target.closest("[data-o]");
+    if (e) mark(e.dataset.o, "hov", false);
+  });
+  var m = /^#sel=(\d+)$/.exec(location.hash);
+  if (m) {
+    var e = document.querySelector('[data-o="' + m[1] + '"]');
+    if (e) e.click();
+  }
+})();
+`

@@ -1,0 +1,145 @@
+package compiler
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/bpfc/bpfc/backend/amd64"
+)
+
+// reportFor compiles arena_globals.o (arena rewrites, extable entries,
+// line info) with snapshots after every pass and returns its HTML report.
+func reportFor(t *testing.T) (*Result, string) {
+	t.Helper()
+	ins, err := Load(filepath.Join(elfDir, "arena_globals.o"), LoadOptions{})
+	require.NoError(t, err)
+	tgt := amd64.Linux618()
+	tgt.UserVMStart = 0x100000000
+	tgt.KernVMStart = 0xffffc90000000000
+	r, err := Compile(ins[0], Options{Target: tgt, DumpAfter: []string{"all"}})
+	require.NoError(t, err)
+	var b strings.Builder
+	require.NoError(t, HTMLReport(&b, r))
+	return r, b.String()
+}
+
+var (
+	colRe  = regexp.MustCompile(`<section class="col" data-pass="([^"]+)">`)
+	origRe = regexp.MustCompile(`<div class="([^"]*)" data-o="(\d+)">`)
+)
+
+// columnsOf splits a page (or a DOM dump) into its columns' HTML by pass.
+func columnsOf(page string) (names []string, body map[string]string) {
+	body = map[string]string{}
+	locs := colRe.FindAllStringSubmatchIndex(page, -1)
+	for k, l := range locs {
+		end := len(page)
+		if k+1 < len(locs) {
+			end = locs[k+1][0]
+		}
+		name := page[l[2]:l[3]]
+		names = append(names, name)
+		body[name] = page[l[1]:end]
+	}
+	return names, body
+}
+
+// TestHTMLReportStructure checks the page without a browser: one column
+// for the loaded program, one per pass, one for x86; changed and inserted
+// instructions marked; every instruction linked by its original index; no
+// external resources.
+func TestHTMLReportStructure(t *testing.T) {
+	r, page := reportFor(t)
+	names, cols := columnsOf(page)
+	want := []string{"input"}
+	for _, st := range r.Passes.Stats {
+		want = append(want, st.Pass)
+	}
+	want = append(want, "x86")
+	require.Equal(t, want, names)
+	for _, st := range r.Passes.Stats {
+		require.Contains(t, page, `<tr data-pass="`+st.Pass+`"><td>`+st.Pass+`</td>`)
+	}
+	require.Contains(t, page, `<span id="layout-passes">3</span> layout passes`)
+	// The arena pass turns the loads into PROBE_MEM32 ones: marked changed.
+	require.Contains(t, cols["arena"], `<div class="i ch" data-o="3">    3: (a1) r0 = *(u32 *)(r1 +0) probe_mem32<span class="aux">  ; ptr=arena</span></div>`)
+	require.Contains(t, cols["input"], `<div class="i" data-o="3">    3: (61) r0 = *(u32 *)(r1 +0)</div>`)
+	require.NotContains(t, cols["input"], ` ch"`)
+	// C lines in the program and x86 columns.
+	require.Contains(t, cols["input"], `<div class="src">; arena_globals.c:21: counter++;</div>`)
+	require.Contains(t, cols["x86"], `<div class="src">; arena_globals.c:21: counter++;</div>`)
+	// Extable-covered x86 instructions.
+	require.Equal(t, len(r.Image.Funcs[0].Extable), strings.Count(cols["x86"], `class="x ex"`))
+	// Every program column has every original instruction once (no
+	// instruction is inserted or removed in this program).
+	for _, n := range names[:len(names)-1] {
+		require.Equal(t, 15, len(origRe.FindAllString(cols[n], -1)), n) // 17 slots, 2 ld_imm64
+	}
+	require.NotRegexp(t, `(?i)(src|href)="(https?:)?//`, page)
+}
+
+// TestHTMLReportChromium opens the report in headless Chromium with
+// "#sel=3" (the page clicks the first instruction with original index 3)
+// and checks, in the DOM Chromium dumps after the scripts ran, that the
+// instruction is selected in every column, the x86 column included, and
+// nothing else is.
+func TestHTMLReportChromium(t *testing.T) {
+	chrome := ""
+	for _, c := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(c); err == nil {
+			chrome = p
+			break
+		}
+	}
+	if chrome == "" {
+		t.Skip("no chromium in PATH (apt-get install -y chromium)")
+	}
+	_, page := reportFor(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "report.html")
+	require.NoError(t, os.WriteFile(file, []byte(page), 0o644))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chrome, "--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+		"--user-data-dir="+filepath.Join(dir, "profile"), "--dump-dom", "file://"+file+"#sel=3")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Skipf("chromium did not run (%v): %s", err, stderr.String())
+	}
+	dom := string(out)
+	require.Contains(t, dom, `data-selected="3"`)
+	names, cols := columnsOf(dom)
+	require.Greater(t, len(names), 3)
+	require.Equal(t, "x86", names[len(names)-1])
+	for _, n := range names {
+		sel, other := 0, 0
+		for _, m := range origRe.FindAllStringSubmatch(cols[n], -1) {
+			selected := strings.Contains(" "+m[1]+" ", " sel ")
+			if m[2] == "3" {
+				require.True(t, selected, "column %s: instruction 3 not selected: %s", n, m[0])
+				sel++
+			} else {
+				require.False(t, selected, "column %s: %s selected", n, m[0])
+				other++
+			}
+		}
+		require.Greater(t, sel, 0, "column %s has no selected instruction", n)
+		if n == "x86" {
+			require.Greater(t, sel, 1, "x86 column: the BPF line and its x86 code")
+		}
+		require.Greater(t, other, 0, n)
+	}
+	require.Regexp(t, `instruction 3: \d+ lines in `+strconv.Itoa(len(names))+` columns`, dom)
+}
