@@ -49,6 +49,11 @@ type Options struct {
 	// AcquireRelease adds load-acquire and store-release (B/H/W/DW) on
 	// stack slots to the atomics.
 	AcquireRelease bool
+	// Loops (with Calls) turns half of the calls into bpf_loop calls of a
+	// callback that adds its index to one of main's stack slots and
+	// returns 0 or 1 (stop). The kernel loads such programs only with BTF
+	// func_info for the callback.
+	Loops bool
 }
 
 const (
@@ -70,8 +75,12 @@ type gen struct {
 
 type callFix struct{ at, callee int }
 
-// calleeCount is how many functions a program with Calls has besides main.
-const calleeCount = 2
+// calleeCount is how many functions a program with Calls has besides main
+// (and the bpf_loop callback, function loopCallee).
+const (
+	calleeCount = 2
+	loopCallee  = calleeCount
+)
 
 // Generate returns the program for seed.
 func Generate(seed uint64, opts Options) *ir.Program {
@@ -125,6 +134,13 @@ func Generate(seed uint64, opts Options) *ir.Program {
 				g.callee(opts.Insns/2 + 1)
 				break
 			}
+		}
+	}
+	for _, f := range g.calls {
+		if f.callee == loopCallee {
+			starts[loopCallee] = len(g.insns)
+			g.callback(opts.Insns/2 + 1)
+			break
 		}
 	}
 	for _, f := range g.calls {
@@ -245,7 +261,11 @@ func (g *gen) body(n int, calls bool) {
 			}
 			fixes = append(fixes, fix{at, step})
 		case k < 99 && calls:
-			g.call()
+			if g.opts.Loops && g.r.IntN(2) == 0 {
+				g.loopCall()
+			} else {
+				g.call()
+			}
 		default:
 			g.alu()
 		}
@@ -270,6 +290,45 @@ func (g *gen) call() {
 	for r := ir.R1; r <= ir.R5; r++ {
 		g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: r, Imm: g.imm()})
 	}
+}
+
+// loopCall emits bpf_loop(1..8, &callback, r10-8, 0) and re-initializes
+// the argument registers.
+func (g *gen) loopCall() {
+	g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: ir.R1, Imm: int32(1 + g.r.IntN(8))})
+	g.calls = append(g.calls, callFix{at: len(g.insns), callee: loopCallee})
+	g.emit(ir.Instruction{Op: ir.OpLdImm64, Dst: ir.R2, Src: ir.PseudoFunc}, ir.Instruction{},
+		ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceX), Dst: ir.R3, Src: ir.R10},
+		ir.Instruction{Op: alu64(ir.ALUAdd, ir.SourceK), Dst: ir.R3, Imm: -8},
+		ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: ir.R4},
+		ir.Instruction{Op: ir.OpCall, Imm: 181}) // bpf_loop
+	for r := ir.R1; r <= ir.R5; r++ {
+		g.emit(ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: r, Imm: g.imm()})
+	}
+}
+
+// callback emits the bpf_loop callback (index in r1, ctx = pointer to a
+// stack slot of main in r2): *ctx += index, then a random body on scalars
+// only, and r0 = 0 or 1.
+func (g *gen) callback(n int) {
+	g.inCallee = true
+	defer func() { g.inCallee = false }()
+	g.emit(ir.Instruction{Op: ldx(ir.SizeDW, ir.ModeMEM), Dst: ir.R3, Src: ir.R2},
+		ir.Instruction{Op: alu64(ir.ALUAdd, ir.SourceX), Dst: ir.R3, Src: ir.R1},
+		ir.Instruction{Op: stx(ir.SizeDW), Dst: ir.R2, Src: ir.R3},
+		ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: ir.R2, Imm: g.imm()},
+		ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceX), Dst: ir.R0, Src: ir.R1},
+		ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: ir.R4, Imm: g.imm()},
+		ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: ir.R5, Imm: g.imm()},
+		ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceX), Dst: ir.R6, Src: ir.R1},
+		ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceX), Dst: ir.R7, Src: ir.R3},
+		ir.Instruction{Op: alu64(ir.ALUMov, ir.SourceK), Dst: ir.R8, Imm: g.imm()})
+	for k := 1; k <= slots; k++ {
+		g.emit(ir.Instruction{Op: stx(ir.SizeDW), Dst: ir.R10, Src: g.reg(), Off: int16(-8 * k)})
+	}
+	g.body(n, false)
+	g.emit(ir.Instruction{Op: alu64(ir.ALUAnd, ir.SourceK), Dst: ir.R0, Imm: 1},
+		ir.Instruction{Op: ir.OpExit})
 }
 
 // callee emits one function: it takes r1..r5, initializes the registers

@@ -9,7 +9,7 @@ import (
 func TestGenerateValidAndDeterministic(t *testing.T) {
 	calls, withCallees := 0, 0
 	for seed := uint64(0); seed < 500; seed++ {
-		opts := Options{Insns: 1 + int(seed%100), NoAtomics: seed%7 == 0, NoJumps: seed%11 == 0, NoV4: seed%5 == 0, Calls: seed%3 == 0}
+		opts := Options{Insns: 1 + int(seed%100), NoAtomics: seed%7 == 0, NoJumps: seed%11 == 0, NoV4: seed%5 == 0, Calls: seed%3 == 0, Loops: seed%6 == 0}
 		p := Generate(seed, opts)
 		if err := ir.Validate(p, ir.DecodeOptions{}); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
@@ -18,7 +18,7 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
-		if len(funcs) > 1+calleeCount || (!opts.Calls && len(funcs) != 1) {
+		if len(funcs) > 2+calleeCount || (!opts.Calls && len(funcs) != 1) {
 			t.Fatalf("seed %d: %d functions", seed, len(funcs))
 		}
 		if opts.Calls && seed%2 == 0 {
