@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -579,5 +580,36 @@ func TestBadFunctionSymbol(t *testing.T) {
 		})
 		_, err := LoadReader(bytes.NewReader(b), "calls.o", Options{})
 		require.ErrorContains(t, err, "is outside the section or misaligned", "size %#x", size)
+	}
+}
+
+// TestObjectsUpToDate rebuilds the testdata objects with build.sh in a
+// temporary directory (when clang-19 is installed) and checks that the
+// committed objects are what their sources compile to.
+func TestObjectsUpToDate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	if _, err := exec.LookPath("clang-19"); err != nil {
+		t.Skip("clang-19 not installed")
+	}
+	tmp := t.TempDir()
+	files, err := filepath.Glob(filepath.Join(dir, "*"))
+	require.NoError(t, err)
+	for _, f := range files {
+		if strings.HasSuffix(f, ".c") || strings.HasSuffix(f, ".h") || strings.HasSuffix(f, ".sh") {
+			b, err := os.ReadFile(f)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(tmp, filepath.Base(f)), b, 0o755))
+		}
+	}
+	out, err := exec.Command("sh", filepath.Join(tmp, "build.sh")).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, o := range objects(t) {
+		want, err := os.ReadFile(o)
+		require.NoError(t, err)
+		got, err := os.ReadFile(filepath.Join(tmp, filepath.Base(o)))
+		require.NoError(t, err, "build.sh does not build %s", o)
+		require.True(t, bytes.Equal(want, got), "%s is not what build.sh makes of its source: run testdata/elf/build.sh", o)
 	}
 }
