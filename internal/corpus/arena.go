@@ -161,6 +161,25 @@ func arenaFamily() {
 		},
 	})
 	add(Entry{
+		Name: "arena_cast_user_pairs",
+		Note: "addr_space_cast to user space with different source and destination registers (a 32-bit mov first)",
+		Maps: []kernel.MapDef{arenaMap},
+		Build: func(b *B) {
+			scalars(b, allRegs...)
+			b.Emit(LdMapValue(R6, 0, 0x2000)...)
+			b.Emit(CastKern(R6, R6))
+			for _, d := range allRegs {
+				for _, s := range []ir.Register{R0, R1, R4, R7, R9} {
+					if d == R6 || s == R6 || d == s {
+						continue
+					}
+					b.Emit(CastUser(d, s), Stx(DW, R6, d, 8*int16(d)))
+				}
+			}
+			b.Emit(Mov64(R0, 0)).Exit()
+		},
+	})
+	add(Entry{
 		Name: "arena_ptr_arith",
 		Note: "arithmetic on arena pointers (the verifier makes it 32-bit), spills and fills of arena pointers",
 		Maps: []kernel.MapDef{arenaMap},
