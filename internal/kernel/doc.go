@@ -11,8 +11,11 @@
 // loads, as the kernel requires. By default every instruction gets a BTF
 // line-info record (a minimal BTF blob is built here; multi-function
 // programs also get func info), which makes the kernel report where each
-// instruction's code starts: an exact BPF->x86 offset map. A rejected load is
-// retried with a verifier log, returned in LoadError.
+// instruction's code starts: an exact BPF->x86 offset map (each record's line
+// number is the source index + 1, so xlated instructions map back to the
+// program as loaded). Spec.FuncDecls declares global functions and their
+// arg:arena arguments; Spec.MapFDs passes maps the caller already has. A
+// rejected load is retried with a verifier log, returned in LoadError.
 //
 // Reading back (ProgInfo) uses BPF_OBJ_GET_INFO_BY_FD twice (counts, then
 // buffers): xlated instructions as raw bytes, jited bytes, function lengths
@@ -29,7 +32,11 @@
 // PROBE_MEM loads by the kernel's address check, arena accesses by the r12
 // index of their x86 memory operand; stack depth, callee-saved pushes,
 // kern_vm_start and the return thunk are read off the prologue and
-// epilogue. Captures are JSON (hex strings for bytes) under testdata/kernel;
+// epilogue. One kernel quirk is kept on purpose: in a program with several
+// functions the JIT runs before the verifier clears ld_imm64 pseudo sources,
+// so a map-value load given with src 6 (fd_array index) keeps src 6 in the
+// JIT input, as the JIT saw it (it saves rbx for "R6"). Pure programs can
+// also record BPF_PROG_TEST_RUN results (Capture.Runs). Captures are JSON (hex strings for bytes) under testdata/kernel;
 // Equivalent compares two captures up to load addresses, which is how the
 // capture command checks determinism across reloads.
 package kernel
