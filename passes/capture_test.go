@@ -259,6 +259,23 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 	for _, k := range kfuncs {
 		c.Addrs[k] = ks[k]
 	}
+	// Addresses of what the verifier inlined (not in kallsyms): read back
+	// from the xlated program (cpu_number's per-cpu address in a mov, the
+	// address of jiffies in a ld_imm64 followed by a 64-bit load of r0).
+	for k := 0; k+3 <= len(info.Xlated)/8; k++ {
+		ins := func(j int) ir.Instruction {
+			b := info.Xlated[(k+j)*8:]
+			return ir.Instruction{Op: b[0], Dst: ir.Register(b[1] & 0xf), Src: ir.Register(b[1] >> 4),
+				Off: int16(binary.LittleEndian.Uint16(b[2:])), Imm: int32(binary.LittleEndian.Uint32(b[4:]))}
+		}
+		a, b, c2 := ins(0), ins(1), ins(2)
+		if a.Op == 0xb7 && a.Dst == ir.R0 && b.IsPerCPUAddr() && b.Dst == ir.R0 {
+			c.Addrs[CPUNumberSymbol] = uint64(uint32(a.Imm))
+		}
+		if a.IsLdImm64() && a.Dst == ir.R0 && a.Src == 0 && c2.Op == 0x79 && c2.Dst == ir.R0 && c2.Src == ir.R0 && c2.Off == 0 {
+			c.Addrs[JiffiesSymbol] = ir.Imm64(a, b)
+		}
+	}
 	r12, other := movabsTargets(info.Jited)
 	if len(r12) > 0 {
 		c.KernVMStart = r12[0]

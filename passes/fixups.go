@@ -32,6 +32,9 @@ func HelperSymbol(id int32) string { return fmt.Sprintf("helper#%d", id) }
 //     are;
 //   - bpf-to-bpf calls keep their relative imm (the JIT resolves them to
 //     the callee's image, as the kernel's extra pass does);
+//   - bpf_get_smp_processor_id and bpf_jiffies64 are inlined as the x86-64
+//     kernel inlines them (a per-cpu load of cpu_number, a load of jiffies:
+//     Symbols[CPUNumberSymbol], Symbols[JiffiesSymbol]);
 //   - a bpf_tail_call becomes the kernel's tail call instruction: the
 //     direct form (imm = poke descriptor index + 1, in program order) when
 //     the key is the same constant on every path and below the prog
@@ -94,11 +97,9 @@ var kernelOnlyHelpers = map[int32]string{
 	1:   "map_lookup_elem",
 	2:   "map_update_elem",
 	3:   "map_delete_elem",
-	8:   "get_smp_processor_id",
 	87:  "map_push_elem",
 	88:  "map_pop_elem",
 	89:  "map_peek_elem",
-	118: "jiffies64",
 	125: "get_func_ip",
 	164: "for_each_map_elem",
 	181: "loop",
@@ -167,6 +168,12 @@ func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 				continue // already rewritten
 			}
 			p.Insns[i] = ir.Instruction{Op: ir.OpTailCall, Imm: tc[i]}
+		case ins.IsHelperCall() && (ins.Imm == helperSMPProcessorID || ins.Imm == helperJiffies64):
+			ed, err := inlineHelper(p, i, ctx)
+			if err != nil {
+				return err
+			}
+			edits = append(edits, ed)
 		case ins.IsHelperCall():
 			if name, ok := kernelOnlyHelpers[ins.Imm]; ok {
 				return &ir.Error{Index: i, Reason: fmt.Sprintf("call of helper %d (%s): the kernel inlines or redirects it (out of scope)", ins.Imm, name)}
@@ -716,4 +723,49 @@ func (t TailCalls) Run(p *ir.Program, ctx *pipeline.Context) error {
 		}
 	}
 	return nil
+}
+
+const (
+	helperSMPProcessorID = 8
+	helperJiffies64      = 118
+
+	// CPUNumberSymbol and JiffiesSymbol are the Symbols keys of the
+	// per-cpu variable cpu_number and of jiffies, which the inlined
+	// helpers load.
+	CPUNumberSymbol = "cpu_number"
+	JiffiesSymbol   = "jiffies"
+)
+
+// inlineHelper returns the kernel's inline form of helper call i.
+func inlineHelper(p *ir.Program, i int, ctx *pipeline.Context) (edit, error) {
+	ins := p.Insns[i]
+	var patch []ir.Instruction
+	switch ins.Imm {
+	case helperSMPProcessorID:
+		addr, ok := ctx.Symbols[CPUNumberSymbol]
+		if !ok {
+			return edit{}, &ir.Error{Index: i, Reason: fmt.Sprintf("bpf_get_smp_processor_id is inlined as a per-cpu load: Symbols needs %q", CPUNumberSymbol)}
+		}
+		patch = []ir.Instruction{
+			{Op: uint8(ir.ClassALU64) | uint8(ir.ALUMov), Dst: ir.R0, Imm: int32(uint32(addr))},                              // r0 = (u32)&cpu_number
+			{Op: uint8(ir.ClassALU64) | uint8(ir.ALUMov) | uint8(ir.SourceX), Dst: ir.R0, Src: ir.R0, Off: ir.OffPerCPUAddr}, // r0 = this_cpu_ptr(r0)
+			{Op: uint8(ir.ClassLDX) | uint8(ir.SizeW) | uint8(ir.ModeMEM), Dst: ir.R0, Src: ir.R0},                           // w0 = *(u32 *)(r0 + 0)
+		}
+	case helperJiffies64:
+		addr, ok := ctx.Symbols[JiffiesSymbol]
+		if !ok {
+			return edit{}, &ir.Error{Index: i, Reason: fmt.Sprintf("bpf_jiffies64 is inlined as a load of jiffies: Symbols needs %q", JiffiesSymbol)}
+		}
+		ld := ir.LdImm64(ir.R0, addr)
+		patch = []ir.Instruction{ld[0], ld[1], {Op: uint8(ir.ClassLDX) | uint8(ir.SizeDW) | uint8(ir.ModeMEM), Dst: ir.R0, Src: ir.R0}}
+	}
+	a := p.Aux[i]
+	aux := make([]ir.Aux, len(patch))
+	for k := range patch {
+		aux[k] = ir.Aux{OrigIndex: -1, Line: a.Line}
+		_, aux[k].ZextDst = def32(patch[k])
+	}
+	aux[0].OrigIndex = a.OrigIndex
+	aux[len(patch)-1].PtrType = ir.PtrMem
+	return edit{At: i, Insns: patch, Aux: aux}, nil
 }

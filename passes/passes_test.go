@@ -634,3 +634,16 @@ exit`)
 		}
 	}
 }
+
+// TestInlinedHelpersNeedAddresses: without the addresses the inlined
+// helpers say which symbol they need.
+func TestInlinedHelpersNeedAddresses(t *testing.T) {
+	for id, sym := range map[int32]string{8: CPUNumberSymbol, 118: JiffiesSymbol} {
+		p := assemble(t, "call 7\nexit")
+		p.Insns[0].Imm = id
+		err := (Fixups{}).Run(p, nil)
+		if err == nil || !strings.Contains(err.Error(), "instruction 0:") || !strings.Contains(err.Error(), sym) {
+			t.Errorf("helper %d: error %v", id, err)
+		}
+	}
+}
