@@ -53,11 +53,17 @@ func HelperSymbol(id int32) string { return fmt.Sprintf("helper#%d", id) }
 //
 // What only the kernel knows is an error naming the instruction, never a
 // guess: accesses through pointers to kernel objects (PROBE_MEM), context
-// field conversions (unless Options.CtxIsMemory says the
-// program type passes its context through, as syscall programs do),
-// LD_ABS/LD_IND, helpers the kernel inlines or
-// redirects (map operations, smp_processor_id, jiffies64, get_func_arg...),
-// and kfuncs it specialises (obj_new, cast_to_kern_ctx, ...).
+// field conversions (unless Options.CtxIsMemory says the program type
+// passes its context through, as syscall programs do), LD_ABS/LD_IND,
+// helpers the kernel inlines or redirects by map type (map operations,
+// for_each_map_elem, bpf_loop, get_func_arg...), and kfuncs it specialises
+// (obj_new, cast_to_kern_ctx, ...).
+//
+// Context.Symbols keys: map and data-section names and ".addr_space.1"
+// (the user address of the arena globals: user_vm_start + libbpf's
+// placement offset) as the loader names them in Aux.Symbol; kfunc names;
+// CallBaseSymbol; HelperSymbol(id); MayGotoSymbol; CPUNumberSymbol;
+// JiffiesSymbol.
 //
 // Instructions this pass inserts get OrigIndex -1 and a conservative
 // ZextDst (set on every 32-bit definition), as the kernel's
