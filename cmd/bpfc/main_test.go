@@ -406,6 +406,14 @@ func TestRun(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	data := writeFile(t, dir, "sum.data", []byte("-- asm\nldxb %r0, [%r1]\nldxb %r2, [%r1+1]\nadd %r0, %r2\nexit\n-- mem\n05 07\n-- result\n0xc\n"))
+	loop := writeFile(t, dir, "loop.data", []byte("-- asm\nmov %r0, 0\nl:\nadd %r0, 1\nja l\n"))
+	for _, args := range [][]string{{"run", "--timeout", "200ms", loop}, {"run", "--interp", "--timeout", "200ms", loop},
+		{"run", "--budget", "1000", loop}, {"run", "--interp", "--budget", "1000", loop}} {
+		r := bpfc(t, nil, args...)
+		require.Equal(t, 1, r.code, "%v", args)
+		require.Regexp(t, `^bpfc: `+regexp.QuoteMeta(loop)+`: .*(deadline exceeded|budget exhausted)`, r.stderr, "%v", args)
+		require.Equal(t, 1, strings.Count(r.stderr, "\n"))
+	}
 	wrong := writeFile(t, dir, "wrong.data", []byte("-- asm\nmov %r0, 1\nexit\n-- result\n0x2\n"))
 	tests := []struct {
 		args   []string

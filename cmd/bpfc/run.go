@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ type runFlags struct {
 	useInterp bool
 	budget    int64
 	printMem  bool
+	timeout   time.Duration
 }
 
 func newRun(g *globals) *cobra.Command {
@@ -43,6 +45,7 @@ does); other maps (array, hash, .data/.rodata/.bss) are supported by --interp on
 	f.add(cmd)
 	cmd.Flags().StringVar(&f.mem, "mem", "", "input memory as hex bytes (spaces allowed); r1 points to it, r2 is its length")
 	cmd.Flags().BoolVar(&f.useInterp, "interp", false, "run the reference interpreter instead of the JIT")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 0, "stop the run after this long (e.g. 2s); 0 = no limit")
 	cmd.Flags().BoolVar(&f.printMem, "print-mem", false, "after the run, print the memory (hex) on a second line")
 	cmd.Flags().Int64Var(&f.budget, "budget", 0, "stop a run after about this many loop iterations (JIT) or instructions (--interp); 0 = no limit")
 	return cmd
@@ -88,6 +91,12 @@ func (f *runFlags) run(g *globals, args []string) error {
 		}
 		defer env.Close()
 	}
+	ctx := context.Background()
+	if f.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+	}
 	var r0 uint64
 	if f.useInterp {
 		io := interp.Options{}
@@ -101,7 +110,7 @@ func (f *runFlags) run(g *globals, args []string) error {
 		if err != nil {
 			return fileErr(in.File, errName, err)
 		}
-		res, err := p.Run(interp.RunOptions{Mem: mem, Budget: uint64(f.budget), Context: context.Background(), Trace: g.stderr})
+		res, err := p.Run(interp.RunOptions{Mem: mem, Budget: uint64(f.budget), Context: ctx, Trace: g.stderr})
 		if err != nil {
 			return fileErr(in.File, errName, err)
 		}
@@ -124,7 +133,7 @@ func (f *runFlags) run(g *globals, args []string) error {
 			return fileErr(in.File, errName, err)
 		}
 		defer p.Close()
-		r0, err = p.RunConfig(context.Background(), &vm.RunConfig{Mem: mem, Budget: f.budget, Trace: g.stderr})
+		r0, err = p.RunConfig(ctx, &vm.RunConfig{Mem: mem, Budget: f.budget, Trace: g.stderr})
 		if err != nil {
 			return fileErr(in.File, errName, err)
 		}
