@@ -86,7 +86,7 @@ Exit status: 0 success, 1 compile error, 2 usage error.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	pf.StringVar(&g.logFormat, "log-format", "console", "log format: console or json (to stderr)")
-	root.AddCommand(newCompile(g), newDump(g), newPasses(g), newKcompare(g), newRun(g))
+	root.AddCommand(newCompile(g), newDump(g), newPasses(g), newKcompare(g), newRun(g), newBench(g))
 	for _, c := range root.Commands() {
 		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 		if c.Args == nil {

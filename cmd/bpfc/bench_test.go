@@ -1,0 +1,71 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestBench(t *testing.T) {
+	t.Parallel()
+	compileRe := regexp.MustCompile(`^compile: (\d+) insns, [0-9.]+ ns/insn, [0-9.]+ B/insn, [0-9.]+ allocs/insn, (\d+) layout passes$`)
+	runRe := regexp.MustCompile(`^run: (\d+) runs, [0-9.]+ ns/run, [0-9.?]+ ns/insn, (\d+) insns/run \((jit|interp)\)$`)
+	for _, tc := range []struct {
+		args  []string
+		re    *regexp.Regexp
+		insns string // the count the last line must give
+		more  string // another line of the output must contain this
+	}{
+		{[]string{"--gen", "straight:1000", "--count", "2"}, compileRe, "1000", "passes:"},
+		{[]string{"--gen", "straight:500", "--gen", "loop", "--count", "1", "--cpu"}, compileRe, "515", "decode:"},
+		{[]string{"--gen", "straight:300", "--count", "1", "--batch", "5"}, compileRe, "300", "batch: 5 programs, 1500 insns"},
+		{[]string{"../../testdata/elf/alu.o", "--count", "1"}, compileRe, "", "inputs: alu.o"},
+		{[]string{"--run", "--gen", "empty", "--count", "1000"}, runRe, "1000", "r0 = 0x1"},
+		{[]string{"--run", "--interp", "--gen", "memsum", "--count", "2"}, runRe, "2", "input: gen:memsum"},
+		{[]string{"--run", "--gen", "memsum", "--count", "2"}, runRe, "2", "(jit)"},
+		{[]string{"--run", "--interp", "/work/shared/conformance/add.data", "--count", "10"}, runRe, "10", "r0 = 0x3"},
+	} {
+		r := bpfc(t, nil, append([]string{"bench"}, tc.args...)...)
+		if r.code != 0 {
+			t.Fatalf("bench %v: exit %d: %s", tc.args, r.code, r.stderr)
+		}
+		m := tc.re.FindStringSubmatch(lastLine(r.stdout))
+		if m == nil {
+			t.Fatalf("bench %v: last line %q", tc.args, lastLine(r.stdout))
+		}
+		if tc.insns != "" && m[1] != tc.insns {
+			t.Errorf("bench %v: %s, want %s", tc.args, m[1], tc.insns)
+		}
+		if !strings.Contains(r.stdout, tc.more) {
+			t.Errorf("bench %v: output lacks %q:\n%s", tc.args, tc.more, r.stdout)
+		}
+		if tc.re == runRe && strings.Contains(tc.args[2], "memsum") && m[2] != "32772" {
+			t.Errorf("bench %v: %s insns/run, want 32772", tc.args, m[2])
+		}
+	}
+}
+
+func TestBenchUsage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "needs an INPUT or --gen"},
+		{[]string{"--gen", "nope"}, "unknown shape"},
+		{[]string{"--gen", "straight:0"}, "size must be"},
+		{[]string{"--gen", "loop", "--interp"}, "--interp needs --run"},
+		{[]string{"--gen", "loop", "--count", "-1"}, "must not be negative"},
+		{[]string{"--run", "--gen", "loop", "--gen", "calls"}, "one input"},
+	} {
+		r := bpfc(t, nil, append([]string{"bench"}, tc.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("bench %v: exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}
