@@ -404,6 +404,11 @@ func (p *Program) RunConfig(ctx context.Context, rc *RunConfig) (uint64, error) 
 		return 0, err
 	}
 	defer putStack(st)
+	return p.runOn(ctx, st, rc)
+}
+
+// runOn runs the program on stack st.
+func (p *Program) runOn(ctx context.Context, st *stack, rc *RunConfig) (r0 uint64, err error) {
 	args := rc.Args
 	if len(rc.Mem) > 0 {
 		ptr := unsafe.Pointer(unsafe.SliceData(rc.Mem))
@@ -423,7 +428,6 @@ func (p *Program) RunConfig(ctx context.Context, rc *RunConfig) (uint64, error) 
 		return 0, err
 	}
 	enter(st.base, p.entry)
-	var r0 uint64
 	if c.exit == exitReturn {
 		r0 = c.rax
 	} else {
@@ -463,6 +467,17 @@ func (r *Runner) Close() {
 		r.st = nil
 		r.p.release()
 	}
+}
+
+// RunConfig runs the program with a full configuration (context, memory,
+// budget, ...) on the runner's stack.
+func (r *Runner) RunConfig(ctx context.Context, rc *RunConfig) (uint64, error) {
+	if r.st == nil {
+		return 0, ErrClosed
+	}
+	r0, err := r.p.runOn(ctx, r.st, rc)
+	runtime.KeepAlive(r)
+	return r0, err
 }
 
 // Run runs the program with R1, R2 = r1, r2 and no context.

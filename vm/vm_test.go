@@ -238,6 +238,13 @@ func TestReturn(t *testing.T) {
 	if got, err := r.Run(40, 2); got != 42 || err != nil {
 		t.Errorf("Runner.Run = %d, %v", got, err)
 	}
+	if got, err := r.RunConfig(context.Background(), &RunConfig{Args: [5]uint64{1, 2, 3, 4, 5}}); got != 15 || err != nil {
+		t.Errorf("Runner.RunConfig = %d, %v", got, err)
+	}
+	r.Close()
+	if _, err := r.Run(1, 2); !errors.Is(err, ErrClosed) {
+		t.Errorf("Run after Runner.Close: %v", err)
+	}
 }
 
 // helperProg: push rbp; mov rbp, rsp; push rbx; mov ebx, 1000; call helper
