@@ -274,12 +274,60 @@ type loader struct {
 	maps  map[string]*Map // by name
 }
 
+// readerSize returns the size of r when it can tell (bytes.Reader,
+// io.SectionReader, *os.File), else -1.
+func readerSize(r io.ReaderAt) int64 {
+	switch v := r.(type) {
+	case interface{ Size() int64 }:
+		return v.Size()
+	case *os.File:
+		if st, err := v.Stat(); err == nil {
+			return st.Size()
+		}
+	}
+	return -1
+}
+
+// checkHeader rejects, before debug/elf reads it, a 64-bit little-endian
+// header whose section header table lies beyond the end of the file (which
+// would otherwise make the reader allocate for it).
+func checkHeader(r io.ReaderAt, size int64) error {
+	if size < 0 {
+		return nil
+	}
+	var h [64]byte
+	if _, err := r.ReadAt(h[:], 0); err != nil {
+		return nil // too short: debug/elf reports it
+	}
+	if string(h[:4]) != elf.ELFMAG || h[elf.EI_CLASS] != byte(elf.ELFCLASS64) || h[elf.EI_DATA] != byte(elf.ELFDATA2LSB) {
+		return nil
+	}
+	shoff := binary.LittleEndian.Uint64(h[0x28:])
+	shentsize := uint64(binary.LittleEndian.Uint16(h[0x3a:]))
+	shnum := uint64(binary.LittleEndian.Uint16(h[0x3c:]))
+	if shoff > uint64(size) || shnum*shentsize > uint64(size)-shoff {
+		return fmt.Errorf("truncated: the section header table (%d entries at offset %d) lies beyond the end of the file (%d bytes)", shnum, shoff, size)
+	}
+	return nil
+}
+
 func (l *loader) load(r io.ReaderAt) error {
+	size := readerSize(r)
+	if err := checkHeader(r, size); err != nil {
+		return err
+	}
 	f, err := elf.NewFile(r)
 	if err != nil {
 		return fmt.Errorf("not an ELF object: %v", err)
 	}
 	l.f = f
+	if size >= 0 {
+		for _, sec := range f.Sections {
+			if sec.Type != elf.SHT_NOBITS && sec.Type != elf.SHT_NULL && (sec.Offset > uint64(size) || sec.Size > uint64(size)-sec.Offset) {
+				return fmt.Errorf("section %s: truncated: %d bytes at offset %d, but the file has %d bytes", sec.Name, sec.Size, sec.Offset, size)
+			}
+		}
+	}
 	if f.Class != elf.ELFCLASS64 {
 		return fmt.Errorf("ELF class %v, want ELFCLASS64", f.Class)
 	}

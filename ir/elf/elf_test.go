@@ -351,7 +351,15 @@ func TestBadInput(t *testing.T) {
 		}), "x.o: machine EM_X86_64, want EM_BPF"},
 		{"wrong class", patch(t, calls, func(b []byte, f *elf.File) { b[elf.EI_CLASS] = byte(elf.ELFCLASS32) }), "x.o: ELF class ELFCLASS32, want ELFCLASS64"},
 		{"big endian", patch(t, calls, func(b []byte, f *elf.File) { b[elf.EI_DATA] = byte(elf.ELFDATA2MSB) }), "x.o: not an ELF object"},
-		{"truncated sections", good[:len(good)/2], "x.o: "},
+		{"truncated sections", good[:len(good)/2], "x.o: truncated: the section header table (29 entries at offset "},
+		{"section beyond the end", patch(t, calls, func(b []byte, f *elf.File) {
+			shoff := binary.LittleEndian.Uint64(b[0x28:])
+			for i, s := range f.Sections {
+				if s.Name == "socket" {
+					binary.LittleEndian.PutUint64(b[shoff+uint64(i)*64+32:], 1<<40) // sh_size
+				}
+			}
+		}), "x.o: section socket: truncated: 1099511627776 bytes at offset 296, but the file has "},
 		{"relocation to unknown symbol", patch(t, calls, func(b []byte, f *elf.File) {
 			off := relOffset(t, f, "socket")
 			binary.LittleEndian.PutUint32(b[off+12:], 9999) // symbol index of the first relocation
