@@ -99,6 +99,20 @@ func extraFamily() {
 			},
 		})
 	}
+	for seed := uint64(1); seed <= 8; seed++ {
+		add(Entry{
+			Name: fmt.Sprintf("random_alu_seed%d", seed),
+			Note: fmt.Sprintf("1500 pseudo-random ALU/ALU64 instructions, seed %d", seed),
+			Build: func(b *B) {
+				r := rand.New(rand.NewPCG(seed, 3))
+				scalarFrame(b, func(b *B) {
+					for i := 0; i < 1500; i++ {
+						b.Emit(randomALU(r))
+					}
+				})
+			},
+		})
+	}
 	for _, n := range []int{500, 3000} {
 		add(Entry{
 			Name: fmt.Sprintf("random_branchy_%d", n),
