@@ -70,6 +70,7 @@ func arenaChunks(view func(off int) []byte, size int) map[string]string {
 }
 
 type arenaProg struct {
+	obj     *elf.Object
 	object  string
 	prog    *elf.Program
 	def     *elf.Map
@@ -108,7 +109,7 @@ func arenaPrograms(t *testing.T) []arenaProg {
 			if p.Section != "syscall" {
 				continue // only syscall programs can be test-run with a ctx
 			}
-			out = append(out, arenaProg{object: filepath.Base(path), prog: p, def: def, globals: obj.Arena})
+			out = append(out, arenaProg{obj: obj, object: filepath.Base(path), prog: p, def: def, globals: obj.Arena})
 		}
 	}
 	return out
@@ -124,6 +125,10 @@ func runInterp(ap arenaProg) (arenaRun, error) {
 	}
 	defer a.Close()
 	syms := map[string]uint64{ap.def.Name: fakeMapAddr}
+	maps, err := ObjectMaps(ap.obj)
+	if err != nil {
+		return run, err
+	}
 	if ap.globals != nil && ap.globals.Size > 0 {
 		base, err := a.LoadGlobals(ap.globals.Data, ap.globals.Size)
 		if err != nil {
@@ -131,7 +136,7 @@ func runInterp(ap arenaProg) (arenaRun, error) {
 		}
 		syms[elf.ArenaSection] = base
 	}
-	q, err := Prepare(ap.prog.Prog, Options{Arena: a, Symbols: syms})
+	q, err := Prepare(ap.prog.Prog, Options{Arena: a, Symbols: syms, Maps: maps})
 	if err != nil {
 		return run, err
 	}
@@ -151,9 +156,18 @@ func runInterp(ap arenaProg) (arenaRun, error) {
 func runKernel(ap arenaProg) (arenaRun, error) {
 	run := arenaRun{Object: ap.object, Program: ap.prog.Name}
 	p := ap.prog.Prog.Clone()
+	// fd_array: the arena first, then the object's array and hash maps.
+	defs := []kernel.MapDef{{Type: kernel.MapArena, MaxEntries: ap.def.MaxEntries, Flags: ap.def.Flags, Extra: ap.def.MapExtra}}
+	index := map[string]int32{ap.def.Name: 0}
+	for _, m := range ap.obj.Maps {
+		if m.Section == ".maps" && (m.Type == ebpf.Array || m.Type == ebpf.Hash) {
+			index[m.Name] = int32(len(defs))
+			defs = append(defs, kernel.MapDef{Type: kernel.MapType(m.Type), KeySize: m.KeySize, ValueSize: m.ValueSize, MaxEntries: m.MaxEntries, Flags: m.Flags})
+		}
+	}
 	for i := range p.Insns {
-		if p.Insns[i].IsLdImm64() && p.Aux[i].SymbolKind == ir.SymMap && p.Aux[i].Symbol == ap.def.Name {
-			p.Insns[i].Src, p.Insns[i].Imm = ir.PseudoMapIdx, 0
+		if k, ok := index[p.Aux[i].Symbol]; ok && p.Insns[i].IsLdImm64() && p.Aux[i].SymbolKind == ir.SymMap && p.Insns[i].Src == ir.PseudoMapFD {
+			p.Insns[i].Src, p.Insns[i].Imm = ir.PseudoMapIdx, k
 		}
 		if p.Insns[i].IsLdImm64() && p.Aux[i].SymbolKind == ir.SymArena {
 			// libbpf: the arena map's value at arena_data_off + offset.
@@ -162,8 +176,7 @@ func runKernel(ap arenaProg) (arenaRun, error) {
 		}
 	}
 	l, err := kernel.Load(&kernel.Spec{
-		Name: ap.prog.Name, Type: kernel.Syscall, Program: p,
-		Maps: []kernel.MapDef{{Type: kernel.MapArena, MaxEntries: ap.def.MaxEntries, Flags: ap.def.Flags, Extra: ap.def.MapExtra}},
+		Name: ap.prog.Name, Type: kernel.Syscall, Program: p, Maps: defs,
 	})
 	if err != nil {
 		return run, err
