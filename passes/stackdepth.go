@@ -163,6 +163,9 @@ func funcStackDepth(p *ir.Program, f ir.Func) (int32, error) {
 			i++
 		}
 	}
+	if sdUseDirect && sdDirect(p, f) {
+		return sdDirectDepth(p, f)
+	}
 	nlead := int32(0)
 	for k, l := range leader {
 		if l != 0 {
@@ -327,4 +330,93 @@ func sdStep(s *sdState, p *ir.Program, i int, ins ir.Instruction, note func(int3
 			}
 		}
 	}
+}
+
+// sdUseDirect enables the direct path (tests compare it with the dataflow).
+var sdUseDirect = true
+
+// sdDirect reports whether no register or stack slot of f can ever hold a
+// copy of r10: r10 is never the source of a register ALU operation (a
+// mov64 copies it; other operations make an unknown value anyway, but
+// are excluded too) nor stored, and there is no gotox (whose error the
+// dataflow reports when it reaches it). Then the dataflow's states stay
+// "unknown" everywhere but in r10 itself, and the depth is the deepest
+// access through r10 in reachable code, which sdDirectDepth computes
+// without block states.
+func sdDirect(p *ir.Program, f ir.Func) bool {
+	for i := f.Start; i < f.End; i++ {
+		ins := p.Insns[i]
+		if ins.IsLdImm64() {
+			i++
+			continue
+		}
+		if ins.Dst > ir.RAX || ins.Src > ir.RAX {
+			continue // sdStep ignores it
+		}
+		switch c := ins.Class(); c {
+		case ir.ClassALU, ir.ClassALU64:
+			if ins.Src == ir.R10 && ins.Source() == ir.SourceX {
+				return false
+			}
+		case ir.ClassSTX:
+			if ins.Src == ir.R10 {
+				return false
+			}
+		case ir.ClassJMP:
+			if ins.JumpOp() == ir.JumpJA && ins.Source() == ir.SourceX {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sdDirectDepth is funcStackDepth for a function sdDirect accepts: the
+// deepest r10+off access over the instructions reachable from the entry
+// (one bit per instruction, no block states).
+func sdDirectDepth(p *ir.Program, f ir.Func) (int32, error) {
+	seen := make([]bool, f.End-f.Start)
+	work := make([]int, 0, 64)
+	work = append(work, f.Start)
+	seen[0] = true
+	depth := int32(0)
+	note := func(off int16) {
+		if off < 0 && -int32(off) > depth {
+			depth = -int32(off)
+		}
+	}
+	var buf []int
+	for len(work) > 0 {
+		i := work[len(work)-1]
+		work = work[:len(work)-1]
+		ins := p.Insns[i]
+		if ins.Dst <= ir.RAX && ins.Src <= ir.RAX {
+			switch ins.Class() {
+			case ir.ClassLDX:
+				if ins.Src == ir.R10 {
+					note(ins.Off)
+				}
+			case ir.ClassST:
+				if ins.Mode() != ir.ModeNOSPEC && ins.Dst == ir.R10 {
+					note(ins.Off)
+				}
+			case ir.ClassSTX:
+				if ins.Dst == ir.R10 {
+					note(ins.Off)
+				}
+			}
+		}
+		var err error
+		buf, err = succs(p, i, buf[:0])
+		if err != nil {
+			return 0, err
+		}
+		for _, t := range buf {
+			if t >= f.Start && t < f.End && !seen[t-f.Start] {
+				seen[t-f.Start] = true
+				work = append(work, t)
+			}
+		}
+	}
+	return depth, nil
 }
