@@ -43,6 +43,9 @@ type arenaCapture struct {
 	Addrs       map[string]uint64 `json:"addrs"`
 	KernVMStart uint64            `json:"kern_vm_start"`
 	UserVMStart uint64            `json:"user_vm_start"`
+	// MapIDs are the kernel's IDs of the maps (the xlated dump shows them
+	// in map loads).
+	MapIDs map[string]uint32 `json:"map_ids,omitempty"`
 }
 
 func kallsyms(names ...string) (map[string]uint64, error) {
@@ -99,6 +102,10 @@ func movabsTargets(code []byte) (r12 []uint64, other []uint64) {
 	return
 }
 
+// mapFuncs are the map types' functions the verifier calls for map helpers.
+var mapFuncs = []string{"array_map_lookup_elem", "array_map_update_elem", "array_map_delete_elem",
+	"htab_map_lookup_elem", "htab_map_update_elem", "htab_map_delete_elem", "__htab_map_lookup_elem"}
+
 // captureProgram loads one program twice (plain and RND_HI32) and records
 // what the kernel made of it.
 func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *arenaCapture {
@@ -130,6 +137,14 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 					return c
 				}
 				maps[a.Symbol] = m
+				if mi, err := m.Info(); err == nil {
+					if id, ok := mi.ID(); ok {
+						if c.MapIDs == nil {
+							c.MapIDs = map[string]uint32{}
+						}
+						c.MapIDs[a.Symbol] = uint32(id)
+					}
+				}
 				if ms.Type == ebpf.Arena {
 					c.UserVMStart = ms.MapExtra
 				}
@@ -250,12 +265,16 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 	c.Jited = hex.EncodeToString(info.Jited)
 	c.Ksyms = info.Ksyms
 	c.FuncLens = info.FuncLens
-	ks, err := kallsyms(append([]string{"__bpf_call_base", MayGotoSymbol}, kfuncs...)...)
+	fixed := []string{"__bpf_call_base", MayGotoSymbol}
+	fixed = append(fixed, mapFuncs...)
+	ks, err := kallsyms(append(fixed, kfuncs...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.CallBase = ks["__bpf_call_base"]
-	c.Addrs[MayGotoSymbol] = ks[MayGotoSymbol]
+	for _, n := range fixed[1:] {
+		c.Addrs[n] = ks[n]
+	}
 	for _, k := range kfuncs {
 		c.Addrs[k] = ks[k]
 	}

@@ -89,10 +89,14 @@ func TestCompileFromXlatedMatchesKernel(t *testing.T) {
 				}
 			}
 		} else {
-			// Only the arena map is used by these programs.
+			// By the map IDs the dump shows.
+			byID := map[int32]string{}
+			for name, id := range cp.c.MapIDs {
+				byID[int32(id)] = name
+			}
 			for i := 0; i < x.Len(); i++ {
-				if x.Insns[i].IsLdImm64() && x.Insns[i].Src == 1 {
-					ld := ir.LdImm64(x.Insns[i].Dst, cp.c.Addrs["arena"])
+				if x.Insns[i].IsLdImm64() && x.Insns[i].Src == ir.PseudoMapFD {
+					ld := ir.LdImm64(x.Insns[i].Dst, cp.c.Addrs[byID[x.Insns[i].Imm]])
 					x.Insns[i], x.Insns[i+1] = ld[0], ld[1]
 				}
 			}

@@ -32,6 +32,13 @@ func HelperSymbol(id int32) string { return fmt.Sprintf("helper#%d", id) }
 //     are;
 //   - bpf-to-bpf calls keep their relative imm (the JIT resolves them to
 //     the callee's image, as the kernel's extra pass does);
+//   - map_lookup_elem, map_update_elem and map_delete_elem on a map that is
+//     the same on every path (Options.Maps says its type) go where the
+//     kernel sends them: array and hash lookups are inlined
+//     (array_map_gen_lookup, htab_map_gen_lookup: Symbols
+//     "__htab_map_lookup_elem"), updates and deletes call the map type's
+//     functions (Symbols "array_map_update_elem", "htab_map_delete_elem",
+//     ...); with different maps on different paths, the generic helper;
 //   - bpf_get_smp_processor_id and bpf_jiffies64 are inlined as the x86-64
 //     kernel inlines them (a per-cpu load of cpu_number, a load of jiffies:
 //     Symbols[CPUNumberSymbol], Symbols[JiffiesSymbol]);
@@ -86,6 +93,33 @@ type Options struct {
 	// MapMaxEntries gives the size of prog array maps by symbol: a tail
 	// call with a constant key below it becomes the direct form.
 	MapMaxEntries map[string]uint32
+	// Maps describes the maps by symbol, for the map helpers the kernel
+	// inlines or sends to the map type's own functions (array and hash
+	// maps); their sizes also serve MapMaxEntries.
+	Maps map[string]MapInfo
+	// ArrayValueOffset is offsetof(struct bpf_array, value) and
+	// HtabKeyOffset offsetof(struct htab_elem, key) in the target kernel;
+	// 0 means Linux 6.18 x86-64's (312 and 48).
+	ArrayValueOffset, HtabKeyOffset int32
+}
+
+// MapInfo is what the map helper rewrites need to know about a map.
+type MapInfo struct {
+	Type       uint32 // BPF_MAP_TYPE_*
+	KeySize    uint32
+	ValueSize  uint32
+	MaxEntries uint32
+	Flags      uint32
+}
+
+func (o Options) mapMaxEntries(sym string) (uint32, bool) {
+	if n, ok := o.MapMaxEntries[sym]; ok {
+		return n, true
+	}
+	if m, ok := o.Maps[sym]; ok {
+		return m.MaxEntries, true
+	}
+	return 0, false
 }
 
 func (Fixups) Name() string { return "fixups" }
@@ -100,9 +134,6 @@ func (Fixups) Describe() string {
 // Helpers the kernel inlines or redirects on x86-64: the JIT's input then
 // depends on maps and kernel configuration.
 var kernelOnlyHelpers = map[int32]string{
-	1:   "map_lookup_elem",
-	2:   "map_update_elem",
-	3:   "map_delete_elem",
 	87:  "map_push_elem",
 	88:  "map_pop_elem",
 	89:  "map_peek_elem",
@@ -137,8 +168,19 @@ func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 	}
 	f.mayGotoFuncs = make([]bool, len(p.Funcs)) // functions given may_goto slots
 	var edits []edit
-	// Tail call forms, decided before map loads become addresses.
+	// Tail call forms and map helper targets, decided before map loads
+	// become addresses.
 	var tc map[int]int32
+	var cs map[int]kstate
+	for i := 0; i < len(p.Insns); i++ {
+		if in := p.Insns[i]; in.IsHelperCall() && in.Imm >= 1 && in.Imm <= 3 && (i == 0 || !p.Insns[i-1].IsLdImm64()) {
+			var err error
+			if cs, err = callStates(p); err != nil {
+				return err
+			}
+			break
+		}
+	}
 	for i := 0; i < len(p.Insns); i++ {
 		if p.Insns[i].IsHelperCall() && p.Insns[i].Imm == ir.HelperTailCall && (i == 0 || !p.Insns[i-1].IsLdImm64()) {
 			var err error
@@ -180,6 +222,34 @@ func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 				return err
 			}
 			edits = append(edits, ed)
+		case ins.IsHelperCall() && ins.Imm >= 1 && ins.Imm <= 3:
+			if cs == nil {
+				var err error
+				if cs, err = callStates(p); err != nil {
+					return err
+				}
+			}
+			ed, did, err := f.mapHelper(p, i, cs[i], ctx)
+			if err != nil {
+				return err
+			}
+			switch did {
+			case mapInlined:
+				edits = append(edits, ed)
+				continue
+			case mapRedirected:
+				continue
+			}
+			if !haveBase {
+				continue
+			}
+			addr, found := ctx.Symbols[HelperSymbol(ins.Imm)]
+			if !found {
+				return &ir.Error{Index: i, Reason: fmt.Sprintf("no address for helper %d (Symbols[%q])", ins.Imm, HelperSymbol(ins.Imm))}
+			}
+			if err := setCallImm(p, i, addr, base); err != nil {
+				return err
+			}
 		case ins.IsHelperCall():
 			if name, ok := kernelOnlyHelpers[ins.Imm]; ok {
 				return &ir.Error{Index: i, Reason: fmt.Sprintf("call of helper %d (%s): the kernel inlines or redirects it (out of scope)", ins.Imm, name)}
@@ -511,12 +581,53 @@ type kstate [ir.RAX + 1]kval
 // function's CFG: the verifier takes the direct form when every visit of the
 // call sees the same constant key and the same map.
 func (f *Fixups) tailCallForms(p *ir.Program) (map[int]int32, error) {
-	funcs, err := funcsOf(p)
+	at, err := callStates(p)
 	if err != nil {
 		return nil, err
 	}
 	forms := map[int]int32{}
 	pokes := int32(0)
+	for i := 0; i < p.Len(); i++ {
+		st, ok := at[i]
+		if !ok || !p.Insns[i].IsTailCall() {
+			continue
+		}
+		key, m := st[ir.R3], st[ir.R2]
+		switch {
+		case key.state == kvConst && (m.state == kvMap || m.state == kvConst):
+			sym := m.sym
+			if m.state == kvConst {
+				// An already resolved map address (xlated input).
+				sym = fmt.Sprintf("%#x", m.v)
+			}
+			max, ok := f.Options.mapMaxEntries(sym)
+			if !ok {
+				return nil, &ir.Error{Index: i, Reason: fmt.Sprintf("tail call with constant key %d: the size of prog array %q is needed (Options.MapMaxEntries) to choose the direct form", key.v, sym)}
+			}
+			if key.v < uint64(max) {
+				pokes++
+				forms[i] = pokes
+			} else {
+				forms[i] = 0
+			}
+		case key.state == kvNonConst || m.state == kvNonConst:
+			forms[i] = 0 // key or map differs between visits: indirect
+		default:
+			return nil, &ir.Error{Index: i, Reason: "tail call: the key (r3) or the map (r2) may be a constant only the verifier's value tracking knows (a stack fill, a read-only map); the direct or indirect form cannot be told here"}
+		}
+	}
+	return forms, nil
+}
+
+// callStates follows the tail-call keys and map pointers over each
+// function's CFG and returns the state before every call of a map helper
+// (lookup, update, delete) or bpf_tail_call.
+func callStates(p *ir.Program) (map[int]kstate, error) {
+	funcs, err := funcsOf(p)
+	if err != nil {
+		return nil, err
+	}
+	at := make(map[int]kstate)
 	var buf []int
 	for _, fn := range funcs {
 		in := make([]kstate, fn.Len())
@@ -530,14 +641,13 @@ func (f *Fixups) tailCallForms(p *ir.Program) (map[int]int32, error) {
 		work := []int{fn.Start}
 		queued := make([]bool, fn.Len())
 		queued[0] = true
-		at := make(map[int]kstate) // state before each tail call
 		for len(work) > 0 {
 			i := work[len(work)-1]
 			work = work[:len(work)-1]
 			queued[i-fn.Start] = false
 			st := in[i-fn.Start]
 			ins := p.Insns[i]
-			if ins.IsTailCall() {
+			if ins.IsTailCall() || (ins.IsHelperCall() && ins.Imm >= 1 && ins.Imm <= 3) {
 				at[i] = st
 			}
 			stepKey(p, i, &st)
@@ -563,37 +673,8 @@ func (f *Fixups) tailCallForms(p *ir.Program) (map[int]int32, error) {
 				}
 			}
 		}
-		for i := fn.Start; i < fn.End; i++ {
-			st, ok := at[i]
-			if !ok {
-				continue
-			}
-			key, m := st[ir.R3], st[ir.R2]
-			switch {
-			case key.state == kvConst && (m.state == kvMap || m.state == kvConst):
-				sym := m.sym
-				if m.state == kvConst {
-					// An already resolved map address (xlated input).
-					sym = fmt.Sprintf("%#x", m.v)
-				}
-				max, ok := f.Options.MapMaxEntries[sym]
-				if !ok {
-					return nil, &ir.Error{Index: i, Reason: fmt.Sprintf("tail call with constant key %d: the size of prog array %q is needed (Options.MapMaxEntries) to choose the direct form", key.v, sym)}
-				}
-				if key.v < uint64(max) {
-					pokes++
-					forms[i] = pokes
-				} else {
-					forms[i] = 0
-				}
-			case key.state == kvNonConst || m.state == kvNonConst:
-				forms[i] = 0 // key or map differs between visits: indirect
-			default:
-				return nil, &ir.Error{Index: i, Reason: "tail call: the key (r3) or the map (r2) may be a constant only the verifier's value tracking knows (a stack fill, a read-only map); the direct or indirect form cannot be told here"}
-			}
-		}
 	}
-	return forms, nil
+	return at, nil
 }
 
 // stepKey applies instruction i to the key-tracking state.
@@ -774,4 +855,121 @@ func inlineHelper(p *ir.Program, i int, ctx *pipeline.Context) (edit, error) {
 	aux[0].OrigIndex = a.OrigIndex
 	aux[len(patch)-1].PtrType = ir.PtrMem
 	return edit{At: i, Insns: patch, Aux: aux}, nil
+}
+
+const (
+	mapTypeHash  = 1
+	mapTypeArray = 2
+	bpfFInnerMap = 1 << 12 // BPF_F_INNER_MAP
+)
+
+// What mapHelper did.
+const (
+	mapGeneric    = iota // handle as a plain helper call
+	mapInlined           // the returned edit replaces the call
+	mapRedirected        // the call now goes to the map type's function
+)
+
+// mapHelper rewrites map helper call i as do_misc_fixups does when the
+// map is known.
+func (f *Fixups) mapHelper(p *ir.Program, i int, st kstate, ctx *pipeline.Context) (edit, int, error) {
+	ins := p.Insns[i]
+	m := st[ir.R1]
+	switch m.state {
+	case kvNonConst:
+		return edit{}, mapGeneric, nil // different maps: the generic helper
+	case kvMap:
+	default:
+		return edit{}, mapGeneric, &ir.Error{Index: i, Reason: "map helper: the map (r1) may be one the verifier tracks through the stack; which map function it calls cannot be told here"}
+	}
+	info, ok := f.Options.Maps[m.sym]
+	if !ok {
+		return edit{}, mapGeneric, &ir.Error{Index: i, Reason: fmt.Sprintf("map helper on %q: the kernel calls the map type's own functions; Options.Maps needs the map's description", m.sym)}
+	}
+	var prefix string
+	switch info.Type {
+	case mapTypeArray:
+		prefix = "array_map_"
+	case mapTypeHash:
+		prefix = "htab_map_"
+	default:
+		return edit{}, mapGeneric, &ir.Error{Index: i, Reason: fmt.Sprintf("map helper on %q of type %d: only array and hash maps are supported", m.sym, info.Type)}
+	}
+	sym := func(name string) (uint64, uint64, error) {
+		base, ok1 := ctx.Symbols[CallBaseSymbol]
+		a, ok2 := ctx.Symbols[name]
+		if !ok1 || !ok2 {
+			return 0, 0, &ir.Error{Index: i, Reason: fmt.Sprintf("map helper on %q: Symbols needs %q and %s", m.sym, name, CallBaseSymbol)}
+		}
+		return a, base, nil
+	}
+	a := p.Aux[i]
+	mk := func(patch []ir.Instruction) edit {
+		aux := make([]ir.Aux, len(patch))
+		for k := range patch {
+			aux[k] = ir.Aux{OrigIndex: -1, Line: a.Line}
+			_, aux[k].ZextDst = def32(patch[k])
+		}
+		aux[0].OrigIndex = a.OrigIndex
+		return edit{At: i, Insns: patch, Aux: aux}
+	}
+	alu := func(op ir.ALUOp, dst ir.Register, imm int32) ir.Instruction {
+		return ir.Instruction{Op: uint8(ir.ClassALU64) | uint8(op), Dst: dst, Imm: imm}
+	}
+	if ins.Imm == 1 && info.Type == mapTypeArray && info.Flags&bpfFInnerMap == 0 {
+		// array_map_gen_lookup (root: bypass_spec_v1, no index mask).
+		valueOff := f.Options.ArrayValueOffset
+		if valueOff == 0 {
+			valueOff = 312
+		}
+		elem := (info.ValueSize + 7) &^ 7
+		scale := alu(ir.ALUMul, ir.R0, int32(elem))
+		if elem&(elem-1) == 0 {
+			sh := int32(0)
+			for 1<<sh < elem {
+				sh++
+			}
+			scale = alu(ir.ALULsh, ir.R0, sh)
+		}
+		return mk([]ir.Instruction{
+			alu(ir.ALUAdd, ir.R1, valueOff), // r1 += offsetof(struct bpf_array, value)
+			{Op: uint8(ir.ClassLDX) | uint8(ir.SizeW) | uint8(ir.ModeMEM), Dst: ir.R0, Src: ir.R2},        // w0 = *(u32 *)(r2 + 0)
+			{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJGE), Dst: ir.R0, Off: 3, Imm: int32(info.MaxEntries)}, // if r0 >= max_entries goto null
+			scale, // r0 *= elem_size
+			{Op: uint8(ir.ClassALU64) | uint8(ir.ALUAdd) | uint8(ir.SourceX), Dst: ir.R0, Src: ir.R1}, // r0 += r1
+			{Op: ir.OpJA, Off: 1},    // goto out
+			alu(ir.ALUMov, ir.R0, 0), // null: r0 = 0
+		}), mapInlined, nil
+	}
+	if ins.Imm == 1 && info.Type == mapTypeHash {
+		// htab_map_gen_lookup.
+		fn, base, err := sym("__htab_map_lookup_elem")
+		if err != nil {
+			return edit{}, mapGeneric, err
+		}
+		keyOff := f.Options.HtabKeyOffset
+		if keyOff == 0 {
+			keyOff = 48
+		}
+		call := ir.Instruction{Op: ir.OpCall}
+		d := int64(fn - base)
+		if d != int64(int32(d)) {
+			return edit{}, mapGeneric, &ir.Error{Index: i, Reason: "__htab_map_lookup_elem out of reach of __bpf_call_base"}
+		}
+		call.Imm = int32(d)
+		return mk([]ir.Instruction{
+			call, // r0 = __htab_map_lookup_elem(r1, r2)
+			{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJEQ), Dst: ir.R0, Off: 1}, // if r0 == 0 goto out
+			alu(ir.ALUAdd, ir.R0, keyOff+int32((info.KeySize+7)&^7)),         // r0 += offsetof(key) + round_up(key_size, 8)
+		}), mapInlined, nil
+	}
+	name := prefix + map[int32]string{1: "lookup_elem", 2: "update_elem", 3: "delete_elem"}[ins.Imm]
+	fn, base, err := sym(name)
+	if err != nil {
+		return edit{}, mapGeneric, err
+	}
+	if err := setCallImm(p, i, fn, base); err != nil {
+		return edit{}, mapGeneric, err
+	}
+	return edit{}, mapRedirected, nil
 }

@@ -99,9 +99,10 @@ func resolveXlatedLd(x *ir.Program, i int, a ir.Aux, c *arenaCapture) {
 // captureOptions are the pass options for a captured program: syscall
 // programs' context is memory; prog array sizes from the object.
 func captureOptions(op *objProg) Options {
-	o := Options{CtxIsMemory: true, MapMaxEntries: map[string]uint32{}}
+	o := Options{CtxIsMemory: true, MapMaxEntries: map[string]uint32{}, Maps: map[string]MapInfo{}}
 	for name, m := range op.Maps {
 		o.MapMaxEntries[name] = m.MaxEntries
+		o.Maps[name] = MapInfo{Type: uint32(m.Type), KeySize: m.KeySize, ValueSize: m.ValueSize, MaxEntries: m.MaxEntries, Flags: m.Flags}
 	}
 	return o
 }

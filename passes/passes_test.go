@@ -347,7 +347,11 @@ func TestFixupsErrors(t *testing.T) {
 		opts      Options
 		err       string
 	}{
-		{"inlined-helper", "call 1\nexit", nil, nil, Options{}, "instruction 0: call of helper 1 (map_lookup_elem)"},
+		{"inlined-helper", "call 181\nexit", nil, nil, Options{}, "instruction 0: call of helper 181 (loop)"},
+		{"map-helper-unknown-map", "lddw %r1, 0\ncall 1\nexit", func(p *ir.Program) {
+			p.Insns[0].Src = ir.PseudoMapFD
+			p.Aux[0].Symbol, p.Aux[0].SymbolKind = "m", ir.SymMap
+		}, &pipeline.Context{Symbols: map[string]uint64{"m": 1 << 63}}, Options{}, `instruction 2: map helper on "m": the kernel calls the map type's own functions; Options.Maps needs`},
 		{"tail-call-const-key-no-size", "lddw %r2, 0\nmov %r3, 1\ncall 12\nexit", func(p *ir.Program) {
 			p.Insns[0].Src = ir.PseudoMapFD
 			p.Aux[0].Symbol, p.Aux[0].SymbolKind = "progs", ir.SymMap
