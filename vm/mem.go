@@ -214,11 +214,22 @@ func newStackSlab() error {
 	first := unsafe.Add(p, skip)
 	for k := 0; k < stacksPerSlab; k++ {
 		base := unsafe.Add(first, k*stackRegion)
-		if err := mprotect(base, pageSize, unix.PROT_READ|unix.PROT_WRITE); err != nil {
-			return err
+		err := mprotect(base, pageSize, unix.PROT_READ|unix.PROT_WRITE)
+		if err == nil {
+			err = mprotect(unsafe.Add(base, 2*pageSize), stackRegion-2*pageSize, unix.PROT_READ|unix.PROT_WRITE)
 		}
-		if err := mprotect(unsafe.Add(base, 2*pageSize), stackRegion-2*pageSize, unix.PROT_READ|unix.PROT_WRITE); err != nil {
-			return err
+		if err != nil {
+			// Out of mappings (vm.max_map_count) or memory: keep the
+			// stacks already made, unmap the rest of the slab.
+			start := base
+			if k == 0 {
+				start = p
+			}
+			unix.MunmapPtr(start, uintptr(p)+size-uintptr(start))
+			if k > 0 {
+				return nil
+			}
+			return fmt.Errorf("vm: no stack for the run (%w)", err)
 		}
 		stackFree.bases = append(stackFree.bases, base)
 	}
