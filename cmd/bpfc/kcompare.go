@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/bpfc/bpfc/compiler"
 	"github.com/bpfc/bpfc/internal/kernel"
 	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/passes"
 )
 
 type kcompareFlags struct {
@@ -208,10 +210,30 @@ func (f *kcompareFlags) compare(in *compiler.Input, forced kernel.ProgType) (str
 	return line + "; from source: " + fromSource(in, c, p, t), nil
 }
 
+// kernelRewriteSymbols are the kernel symbols the fixups pass may need for
+// the kernel's own rewrites.
+var kernelRewriteSymbols = []string{
+	passes.MayGotoSymbol, passes.CPUNumberSymbol, passes.JiffiesSymbol,
+	"__htab_map_lookup_elem", "array_map_lookup_elem", "array_map_update_elem", "array_map_delete_elem",
+	"htab_map_lookup_elem", "htab_map_update_elem", "htab_map_delete_elem",
+}
+
 // fromSource compiles the original program through the whole pipeline with
 // the addresses the kernel used and compares with the kernel's code.
 func fromSource(in *compiler.Input, c *kernel.Capture, jit *ir.Program, t amd64.Target) string {
 	syms, ok := compiler.KernelSymbols(in.Prog, jit, uint64(c.CallBase))
+	if ok {
+		// Kernel functions and variables the passes' rewrites call or
+		// load (map helpers, may_goto, inlined helpers), from kallsyms.
+		if f, err := os.Open("/proc/kallsyms"); err == nil {
+			for name, a := range amd64.ReadKallsyms(f, kernelRewriteSymbols...) {
+				if _, set := syms[name]; !set && a != 0 {
+					syms[name] = a
+				}
+			}
+			f.Close()
+		}
+	}
 	if !ok {
 		return "not compared (the kernel's map loads and calls do not pair up with the original's)"
 	}
