@@ -392,3 +392,35 @@ func TestRunOnce(t *testing.T) {
 		t.Error("empty program: no error")
 	}
 }
+
+// TestStrayReturn: a program (unverified) that overwrites its return
+// address returns into garbage; the fault outside the code region still
+// ends the run with a FaultError because it happens on a vm stack.
+func TestStrayReturn(t *testing.T) {
+	p, err := Load(mustAsm(t, `
+lddw %r1, 0xdead0000
+stxdw [%r10+8], %r1
+mov %r0, 1
+exit`), &LoadOptions{Pipeline: FallbackPipeline()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := 0; i < 3; i++ {
+		_, err := p.Run(context.Background())
+		var fe *FaultError
+		if !errors.As(err, &fe) || fe.PC != 0xdead0000 {
+			t.Fatalf("run %d: %v, want a FaultError at pc 0xdead0000", i, err)
+		}
+	}
+	// Go's own faults are still Go's.
+	func() {
+		defer func() {
+			if r := recover(); r == nil {
+				t.Error("nil dereference did not panic")
+			}
+		}()
+		var q *int
+		_ = *q
+	}()
+}

@@ -21,6 +21,29 @@ var (
 	goHandler      uintptr // Go's own SIGSEGV/SIGBUS handler
 )
 
+// stackTable lists the private stack regions ([lo, hi) pairs) for sigtramp:
+// entries are written before stackTableN is raised, and never change.
+var (
+	stackTable  [4096][2]uintptr
+	stackTableN int64
+	stackMu     sync.Mutex
+)
+
+// registerStack adds the stack region at base to stackTable (once per
+// region: the context page remembers it). Beyond the table's capacity a
+// region is simply not registered: a stray fault there kills the process
+// as it would without the vm.
+func registerStack(base uintptr) {
+	stackMu.Lock()
+	defer stackMu.Unlock()
+	n := atomic.LoadInt64(&stackTableN)
+	if int(n) >= len(stackTable) {
+		return
+	}
+	stackTable[n] = [2]uintptr{base, base + stackRegion}
+	atomic.StoreInt64(&stackTableN, n+1)
+}
+
 // faultEntry is one fault-table entry as sigtramp reads it.
 type faultEntry struct {
 	pc    uint64

@@ -48,6 +48,8 @@ type execCtx struct {
 	faultSig  uint64
 	resumed   uint64 // set by resume: enter's return goes through gosp
 	refill    int64  // the budget last set (Go side only)
+	// registered: the region is in stackTable (Go side only).
+	registered uint64
 }
 
 // bpfReg returns BPF register r as saved at an exit.
@@ -418,6 +420,10 @@ func (p *Program) runOn(ctx context.Context, st *stack, rc *RunConfig) (r0 uint6
 		args[0], args[1] = uint64(uintptr(ptr)), uint64(len(rc.Mem))
 	}
 	c := st.ctx()
+	if c.registered == 0 {
+		registerStack(uintptr(st.base))
+		c.registered = 1
+	}
 	c.rdi, c.rsi, c.rdx, c.rcx, c.r8 = args[0], args[1], args[2], args[3], args[4]
 	interval := p.opts.YieldInterval
 	if rc.Budget > 0 && rc.Budget < interval {
@@ -487,6 +493,10 @@ func (r *Runner) Run(r1, r2 uint64) (uint64, error) {
 		return 0, ErrClosed
 	}
 	c := r.st.ctx()
+	if c.registered == 0 {
+		registerStack(uintptr(r.st.base))
+		c.registered = 1
+	}
 	c.rdi, c.rsi = r1, r2
 	c.budget, c.refill = p.opts.YieldInterval, p.opts.YieldInterval
 	enter(r.st.base, p.entry)

@@ -39,6 +39,7 @@
 #define UC_R9 48
 #define UC_R10 56
 #define UC_R11 64
+#define UC_RSP 160
 #define UC_RIP 168
 #define SI_ADDR 16
 
@@ -228,6 +229,32 @@ done:
 	XADDQ R9, ·inHandler(SB)
 	RET
 notours:
+	// Outside the code region. A fault with rsp on a vm private stack is
+	// compiled code gone astray (say, a ret through a return address the
+	// program overwrote): end the run too. Go code never runs there.
+	MOVQ UC_RSP(DX), R8
+	MOVQ ·stackTableN(SB), R9
+	LEAQ ·stackTable(SB), R10
+scan:
+	TESTQ R9, R9
+	JEQ gohandler
+	CMPQ R8, 0(R10)
+	JCS scannext
+	CMPQ R8, 8(R10)
+	JCS strayed
+scannext:
+	ADDQ $16, R10
+	DECQ R9
+	JMP scan
+strayed:
+	MOVQ AX, UC_R11(DX)
+	MOVQ SI_ADDR(SI), R9
+	MOVQ R9, UC_R10(DX)
+	MOVQ DI, UC_R9(DX)
+	MOVQ $·vmfault(SB), R9
+	MOVQ R9, UC_RIP(DX)
+	RET
+gohandler:
 	MOVQ ·goHandler(SB), AX
 	JMP AX
 
