@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf"
+
+	irelf "github.com/bpfc/bpfc/ir/elf"
 	"math/rand"
 	"strings"
 	"testing"
@@ -649,5 +651,16 @@ func TestInlinedHelpersNeedAddresses(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "instruction 0:") || !strings.Contains(err.Error(), sym) {
 			t.Errorf("helper %d: error %v", id, err)
 		}
+	}
+}
+
+func TestOptionsForObject(t *testing.T) {
+	obj, err := irelf.Load("../testdata/arena/p40_maps.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := OptionsForObject(obj, obj.Programs[0])
+	if !o.CtxIsMemory || o.Maps["arr"].Type != 2 || o.Maps["arr"].MaxEntries != 10 || o.Maps["hsh"].KeySize != 8 {
+		t.Errorf("options %+v", o)
 	}
 }

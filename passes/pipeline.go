@@ -3,6 +3,7 @@ package passes
 import (
 	"github.com/cilium/ebpf"
 
+	irelf "github.com/bpfc/bpfc/ir/elf"
 	"github.com/bpfc/bpfc/pipeline"
 )
 
@@ -72,3 +73,25 @@ func OptionsFor(t ebpf.ProgramType) Options {
 	}
 	return Options{}
 }
+
+// OptionsForObject returns the options for one program of an object file:
+// OptionsFor its type, and the object's maps (for map helpers and tail
+// calls).
+func OptionsForObject(obj *irelf.Object, prog *irelf.Program) Options {
+	o := OptionsFor(prog.Type)
+	o.Maps = map[string]MapInfo{}
+	for _, m := range obj.Maps {
+		o.Maps[m.Name] = MapInfo{Type: uint32(m.Type), KeySize: m.KeySize, ValueSize: m.ValueSize, MaxEntries: m.MaxEntries, Flags: m.Flags}
+	}
+	return o
+}
+
+// KernelSymbols lists the kernel functions and variables (besides maps,
+// kfuncs and helpers) whose addresses Context.Symbols may need, by the
+// names the kernel gives them in /proc/kallsyms: __bpf_call_base, the
+// timed may_goto helper, and the map types' functions the map helpers are
+// sent to. cpu_number and jiffies (inlined helpers) are not in kallsyms;
+// a kernel's xlated dump shows them.
+var KernelSymbols = []string{CallBaseSymbol, MayGotoSymbol,
+	"array_map_lookup_elem", "array_map_update_elem", "array_map_delete_elem",
+	"htab_map_lookup_elem", "htab_map_update_elem", "htab_map_delete_elem", "__htab_map_lookup_elem"}
