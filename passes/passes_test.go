@@ -3,15 +3,14 @@ package passes
 import (
 	"errors"
 	"fmt"
-
-	"github.com/cilium/ebpf"
-
-	irelf "github.com/bpfc/bpfc/ir/elf"
 	"math/rand"
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/bpfc/bpfc/ir"
+	irelf "github.com/bpfc/bpfc/ir/elf"
 	"github.com/bpfc/bpfc/pipeline"
 )
 
