@@ -74,6 +74,9 @@ type Error struct {
 	File    string
 	Program string
 	Err     error
+	// Prog, when set, is the program the error's instruction index refers
+	// to (as it stood when the error happened), for ErrorContext.
+	Prog *ir.Program
 }
 
 func (e *Error) Error() string {
@@ -169,7 +172,7 @@ func LoadBytes(path string, data []byte, o LoadOptions) ([]*Input, error) {
 		for k, p := range progs {
 			if o.ELF.KernelBTF == nil {
 				if err := checkKfuncs(p.Prog); err != nil { // kfuncs.go
-					return nil, &Error{File: path, Program: p.Name, Err: withSourceLine(err, p.Prog)}
+					return nil, &Error{File: path, Program: p.Name, Err: withSourceLine(err, p.Prog), Prog: p.Prog}
 				}
 			}
 			out[k] = &Input{File: path, Kind: kind, Name: p.Name, Section: p.Section, Prog: p.Prog, Object: obj, ElfProg: p}
@@ -341,7 +344,7 @@ func Compile(in *Input, o Options) (*Result, error) {
 	}
 	pres, err := pl.Run(p, ctx)
 	if err != nil {
-		return nil, &Error{File: in.File, Program: errName, Err: withSourceLine(err, p)}
+		return nil, &Error{File: in.File, Program: errName, Err: withSourceLine(err, p), Prog: p}
 	}
 	res := &Result{Input: in, Prog: p, Passes: pres, Target: t}
 	if o.NoBackend {
@@ -353,7 +356,7 @@ func Compile(in *Input, o Options) (*Result, error) {
 	}
 	im, err := amd64.Compile(p, t, base)
 	if err != nil {
-		return nil, &Error{File: in.File, Program: errName, Err: withSourceLine(err, p)}
+		return nil, &Error{File: in.File, Program: errName, Err: withSourceLine(err, p), Prog: p}
 	}
 	res.Image = im
 	return res, nil

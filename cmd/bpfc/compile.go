@@ -98,6 +98,7 @@ type compileFlags struct {
 	noBackend   bool
 	fakeMaps    bool
 	html        string
+	context     int
 }
 
 func newCompile(g *globals) *cobra.Command {
@@ -122,10 +123,11 @@ renamed over FILE only when everything succeeded.`,
   bpfc compile --prog xdp_bits --format raw -o xdp.bin testdata/elf/alu.o
   bpfc compile --dump-after all --log-level debug testdata/elf/alu.o`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return f.run(g, args) },
+		RunE: func(cmd *cobra.Command, args []string) error { return withContext(f.run(g, args), f.context) },
 	}
 	f.add(cmd)
 	fl := cmd.Flags()
+	fl.IntVar(&f.context, "context", 0, "on an error at an instruction, also print the program around it: N instructions before and after, with C lines")
 	fl.StringVar(&f.format, "format", "asm", "output format: raw, hex, asm or json")
 	fl.StringVarP(&f.output, "output", "o", "", "write the output to FILE (atomically) instead of standard output")
 	fl.StringSliceVar(&f.dumpAfter, "dump-after", nil, "dump the program after the named passes (comma-separated, or all) to stderr")

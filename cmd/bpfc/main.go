@@ -41,6 +41,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "bpfc: %s\n", oneLine(err.Error()))
+	var ce contextError
+	if errors.As(err, &ce) {
+		io.WriteString(stderr, ce.text) // extra lines after the one-line error (--context)
+	}
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		return 2
