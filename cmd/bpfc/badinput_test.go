@@ -293,6 +293,20 @@ func TestBadInputCatalogue(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, before.ModTime(), after.ModTime(), "output file rewritten")
 			t.Logf("%s", strings.TrimSpace(msg))
+
+			// And an output that did not exist is not created.
+			fresh := filepath.Join(dir, "new-"+tt.file)
+			cmd = exec.Command(bin, "compile", "-o", filepath.Base(fresh), tt.file)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), tt.env...)
+			stderr.Reset()
+			cmd.Stderr = &stderr
+			err = cmd.Run()
+			ee, ok := err.(*exec.ExitError)
+			require.True(t, ok && ee.ExitCode() == 1, "second run: %v %s", err, stderr.String())
+			require.Equal(t, msg, stderr.String(), "second run gave another message")
+			_, err = os.Stat(fresh)
+			require.True(t, os.IsNotExist(err), "output file created: %v", err)
 		})
 	}
 	for name := range files {
