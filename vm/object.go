@@ -3,10 +3,12 @@ package vm
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/bpfc/bpfc/arena"
+	"github.com/bpfc/bpfc/helpers"
 	"github.com/bpfc/bpfc/ir"
 	"github.com/bpfc/bpfc/ir/elf"
 	"github.com/bpfc/bpfc/pipeline"
@@ -20,17 +22,26 @@ const ArenaMapAddr = 0xffff_8880_0000_0000
 // an arena for the object's arena map (its size and map_extra address),
 // with the object's arena globals placed in its last pages as libbpf does,
 // and the symbols the fixups pass resolves ld_imm64 of the arena map and of
-// arena globals to. Objects with other maps are not supported.
+// arena globals to; array and hash maps and data sections become
+// helpers.Map values (their memory on the Go heap, which does not move).
+// Other map types are an error.
 type ObjectEnv struct {
 	Arena   *arena.Arena // nil when the object has no arena map
 	Symbols map[string]uint64
+	// Maps are the object's array and hash maps and its data sections
+	// (.data, .rodata, .bss as one-value arrays), by address.
+	Maps map[uint64]*helpers.Map
 }
 
 // NewObjectEnv builds the environment of obj.
 func NewObjectEnv(obj *elf.Object) (*ObjectEnv, error) {
-	env := &ObjectEnv{Symbols: map[string]uint64{}}
+	env := &ObjectEnv{Symbols: map[string]uint64{}, Maps: map[uint64]*helpers.Map{}}
 	for _, m := range obj.Maps {
 		if m.Type != ebpf.Arena {
+			if err := env.addMap(m); err != nil {
+				env.Close()
+				return nil, fmt.Errorf("%s: %w", obj.File, err)
+			}
 			continue
 		}
 		if env.Arena != nil {
@@ -59,6 +70,35 @@ func NewObjectEnv(obj *elf.Object) (*ObjectEnv, error) {
 	return env, nil
 }
 
+func (e *ObjectEnv) addMap(m *elf.Map) error {
+	var hm *helpers.Map
+	var err error
+	switch {
+	case m.Section != ".maps":
+		// a data section: programs use the value's address directly
+		hm, err = helpers.NewDataMap(m.Name, m.Data, int(m.ValueSize), strings.HasPrefix(m.Section, ".rodata"))
+		if err == nil {
+			e.Symbols[m.Name] = hm.ValueAddr(0)
+		}
+	case m.Type == ebpf.Array || m.Type == ebpf.Hash:
+		typ := helpers.MapArray
+		if m.Type == ebpf.Hash {
+			typ = helpers.MapHash
+		}
+		hm, err = helpers.NewMap(m.Name, typ, m.KeySize, m.ValueSize, m.MaxEntries)
+		if err == nil {
+			e.Symbols[m.Name] = hm.Addr()
+		}
+	default:
+		return fmt.Errorf("map %s: type %v is not supported in the vm", m.Name, m.Type)
+	}
+	if err != nil {
+		return err
+	}
+	e.Maps[hm.Addr()] = hm
+	return nil
+}
+
 // LoadOptions returns load options for a program of the object.
 func (e *ObjectEnv) LoadOptions(base *LoadOptions) *LoadOptions {
 	var o LoadOptions
@@ -66,6 +106,7 @@ func (e *ObjectEnv) LoadOptions(base *LoadOptions) *LoadOptions {
 		o = *base
 	}
 	o.Arena = e.Arena
+	o.Maps = e.Maps
 	pc := pipeline.Context{}
 	if o.Context != nil {
 		pc = *o.Context

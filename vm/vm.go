@@ -172,6 +172,10 @@ type Options struct {
 	// Arena is the program's arena (helpers and kfuncs see it); the code
 	// must have been compiled with its KernVMStart/UserVMStart.
 	Arena *arena.Arena
+	// Maps are the maps the map helpers reach, by the address an ld_imm64
+	// of the map loads (helpers.Context.Maps); their values are memory
+	// helpers may access.
+	Maps map[uint64]*helpers.Map
 	// YieldInterval is how many loop back-edges run between exits to Go
 	// (the budget counter's refill); 0 means DefaultYieldInterval.
 	YieldInterval int64
@@ -549,9 +553,12 @@ func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (r0 uint64
 		case kind == exitHelper || kind == exitCallX || kind == exitKfunc:
 			if rs == nil {
 				rs = &runState{}
-				rs.mem = runMem{mem: rc.Mem, regions: rc.Regions, arena: p.opts.Arena,
+				rs.mem = runMem{mem: rc.Mem, regions: append([][]byte(nil), rc.Regions...), arena: p.opts.Arena,
 					stack: unsafe.Slice((*byte)(unsafe.Add(st.base, 2*pageSize)), stackRegion-2*pageSize)}
-				rs.hctx = helpers.Context{Mem: &rs.mem, Arena: p.opts.Arena, Trace: rc.Trace}
+				for _, m := range p.opts.Maps {
+					rs.mem.regions = append(rs.mem.regions, m.Values())
+				}
+				rs.hctx = helpers.Context{Mem: &rs.mem, Arena: p.opts.Arena, Trace: rc.Trace, Maps: p.opts.Maps}
 			}
 			id = int64(code & 0xffff)
 			var fn helpers.Func
