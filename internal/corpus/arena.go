@@ -224,6 +224,17 @@ func arenaFamily() {
 		},
 	})
 	add(Entry{
+		Name:    "arena_spill_to_callee",
+		Pending: "passes/arena (FromXlated): an arena pointer spilled to the caller's stack and loaded by the callee through a stack pointer argument is not inferred (no PROBE_MEM32, no r12 in any function)",
+		Note:    "an arena pointer spilled to the stack; the callee gets a pointer to the slot and accesses the arena through the loaded value",
+		Maps:    []kernel.MapDef{arenaMap},
+		Build: func(b *B) {
+			b.Emit(LdMapValue(R1, 0, 0x1000)...)
+			b.Emit(CastKern(R1, R1), Stx(DW, R10, R1, -8), MovX64(R1, R10), AluK(ALU64, ir.ALUAdd, R1, -8)).CallLocal("f").Exit()
+			b.Label("f").Emit(Ldx(DW, R2, R1, 0), St(W32, R2, 4, 9), Mov64(R0, 0)).Exit()
+		},
+	})
+	add(Entry{
 		Name: "arena_across_call",
 		Note: "an arena pointer kept in r6 across a bpf-to-bpf call",
 		Maps: []kernel.MapDef{arenaMap},

@@ -309,6 +309,16 @@ func stackFamily() {
 		},
 	})
 	add(Entry{
+		Name:    "stack_var_offset",
+		Pending: "passes/stackdepth: a store through r10 plus a bounded variable offset is not counted (the kernel's depth is 120: sub rsp, 0x78)",
+		Note:    "stack written through r10 plus a bounded variable offset (the verifier's depth is the lowest reachable byte)",
+		Build: func(b *B) {
+			scalars(b, R3)
+			b.Emit(AluK(ALU64, ir.ALUAnd, R3, 0x38), MovX64(R2, R10), AluK(ALU64, ir.ALUAdd, R2, -120), AluX(ALU64, ir.ALUAdd, R2, R3))
+			b.Emit(St(DW, R2, 0, 1), Mov64(R0, 0)).Exit()
+		},
+	})
+	add(Entry{
 		Name: "stack_helper_arg",
 		Note: "stack reached only by a helper writing through a pointer argument (bpf_get_current_comm into r10-160)",
 		Build: func(b *B) {

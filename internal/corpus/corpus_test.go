@@ -102,8 +102,23 @@ func TestGoldensMatchCorpus(t *testing.T) {
 	for _, c := range caps {
 		byName[c.Name] = c
 	}
+	pending, err := kernel.ReadCaptures(goldenDir + "/pending")
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	pendingByName := map[string]*kernel.Capture{}
+	for _, c := range pending {
+		pendingByName[c.Name] = c
+	}
 	for _, e := range All() {
 		c := byName[e.Name]
+		if e.Pending != "" {
+			if c != nil {
+				t.Errorf("%s: pending, but its golden is in %s", e.Name, goldenDir)
+			}
+			c = pendingByName[e.Name]
+			delete(pendingByName, e.Name)
+		}
 		if c == nil {
 			t.Errorf("%s: no golden (run go run ./internal/kernel/cmd/kcapture)", e.Name)
 			continue
@@ -135,6 +150,9 @@ func TestGoldensMatchCorpus(t *testing.T) {
 	}
 	for n := range byName {
 		t.Errorf("stale golden %s.json (not in the corpus; kcapture -prune)", n)
+	}
+	for n := range pendingByName {
+		t.Errorf("stale golden pending/%s.json (kcapture -prune)", n)
 	}
 	if _, err := os.Stat(filepath.Join(goldenDir, "README.md")); err != nil {
 		t.Error("testdata/kernel/README.md missing")

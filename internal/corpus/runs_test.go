@@ -18,8 +18,8 @@ func TestGoldenRuns(t *testing.T) {
 	pure := 0
 	for _, e := range All() {
 		c := byName[e.Name]
-		if c == nil {
-			continue // reported by TestGoldensMatchCorpus
+		if c == nil || e.Pending != "" {
+			continue // reported by TestGoldensMatchCorpus; pending ones live elsewhere
 		}
 		if !e.Pure() {
 			if len(c.Runs) != 0 {
@@ -52,7 +52,7 @@ func TestLiveRunsReproduce(t *testing.T) {
 	}
 	n := 0
 	for i, e := range All() {
-		if !e.Pure() || i%9 != 0 {
+		if !e.Pure() || i%9 != 0 || e.Pending != "" {
 			continue
 		}
 		c, err := kernel.ReadCapture(goldenDir + "/" + e.Name + ".json")

@@ -57,7 +57,11 @@ func main() {
 	var written, unchanged, failed, checked int
 	names := map[string]bool{}
 	for _, e := range entries {
-		names[e.Name+".json"] = true
+		if e.Pending != "" {
+			names["pending/"+e.Name+".json"] = true
+		} else {
+			names[e.Name+".json"] = true
+		}
 		if re != nil && !re.MatchString(e.Name) {
 			continue
 		}
@@ -79,7 +83,15 @@ func main() {
 			}
 			checked++
 		}
-		path := filepath.Join(*out, e.Name+".json")
+		dir := *out
+		if e.Pending != "" {
+			dir = filepath.Join(*out, "pending")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				fmt.Fprintln(os.Stderr, "kcapture:", err)
+				os.Exit(1)
+			}
+		}
+		path := filepath.Join(dir, e.Name+".json")
 		if old, err := kernel.ReadCapture(path); err == nil && !*force && (e.Random || kernel.Equivalent(old, c) == nil) {
 			unchanged++
 			continue
@@ -101,8 +113,11 @@ func main() {
 	}
 	if *prune && re == nil {
 		files, _ := filepath.Glob(filepath.Join(*out, "*.json"))
+		pending, _ := filepath.Glob(filepath.Join(*out, "pending", "*.json"))
+		files = append(files, pending...)
 		for _, f := range files {
-			if !names[filepath.Base(f)] {
+			rel, _ := filepath.Rel(*out, f)
+			if !names[filepath.ToSlash(rel)] {
 				os.Remove(f)
 				fmt.Println("removed", f)
 			}
