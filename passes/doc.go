@@ -9,7 +9,9 @@
 //	            32-bit arena arithmetic, UsesArena
 //	fixups      do_misc_fixups: div/mod guards, map and arena-global
 //	            addresses, helper/kfunc call immediates, may_goto
-//	            expansion, tail calls (direct or indirect)
+//	            expansion, tail calls (direct or indirect), map helpers
+//	            (array/hash lookups inlined, update/delete redirected),
+//	            inlined smp_processor_id and jiffies64
 //	zext        opt_subreg_zext_lo32_rnd_hi32: explicit zero-extensions
 //	            (after cmpxchg32; everywhere marked with ForceZext)
 //	regusage    the JIT's detect_reg_usage: callee-saved registers, tail
@@ -33,7 +35,7 @@
 // pointers, LD_ABS) is an error naming the instruction rather than a guess.
 //
 // The tests compare with the live 6.18 kernel through committed captures:
-// testdata/arena (38 clang-built programs, 36 of them arena programs: xlated, xlated with
+// testdata/arena (41 clang-built programs, 37 of them arena programs: xlated, xlated with
 // BPF_F_TEST_RND_HI32, jited bytes, addresses) and passes/testdata/zext
 // (hand-built programs); -capture rewrites them on a machine with BPF. The
 // Default pipeline followed by backend/amd64 reproduces the kernel's image
