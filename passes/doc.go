@@ -31,13 +31,14 @@
 // verifier's frames make them behave (a static function sees its callers'
 // values; a global function, like the main program, is checked on its own).
 // Everything a pass cannot do without the kernel (context field
-// conversions, helper inlining, PROBE_MEM loads through kernel object
+// conversions, most helper inlining, PROBE_MEM loads through kernel object
 // pointers, LD_ABS) is an error naming the instruction rather than a guess.
 //
 // The tests compare with the live 6.18 kernel through committed captures:
-// testdata/arena (41 clang-built programs, 37 of them arena programs: xlated, xlated with
-// BPF_F_TEST_RND_HI32, jited bytes, addresses) and passes/testdata/zext
-// (hand-built programs); -capture rewrites them on a machine with BPF. The
+// testdata/arena (41 clang-built programs, 37 of them arena programs:
+// xlated, xlated with BPF_F_TEST_RND_HI32, jited bytes, addresses) and
+// passes/testdata/zext (hand-built programs); -capture rewrites them on a
+// machine with BPF. The
 // Default pipeline followed by backend/amd64 reproduces the kernel's image
 // of every one of those programs byte for byte, from the object file and
 // from the kernel's xlated dump (JIT pipeline).
