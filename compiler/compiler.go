@@ -1,14 +1,3 @@
-// Package compiler is bpfc's front door for embedders and for cmd/bpfc: it
-// reads an input (a clang BPF object, raw little-endian bytecode, or a
-// conformance-suite assembly file), runs the pass pipeline over each program
-// and hands the result to the x86-64 backend.
-//
-//	inputs, _ := compiler.Load("prog.o", compiler.LoadOptions{Prog: "xdp_prog"})
-//	res, _ := compiler.Compile(inputs[0], compiler.Options{Target: amd64.Linux618()})
-//	code := res.Image.Code()
-//
-// Every error names the input file, the program (for objects) and, where
-// there is one, the instruction: "prog.o: xdp_prog: instruction 12: ...".
 package compiler
 
 import (

@@ -5,6 +5,39 @@
 // A pass never reaches into the backend: it transforms the program and the
 // data the program carries (aux entries, Funcs, UsesArena), which is all the
 // backend reads.
+//
+// # Writing a pass
+//
+// A pass is any type with Name and Run (and optionally Describe, shown by
+// `bpfc passes`). Run edits the program in place; ir.Program's Patch,
+// Insert and Remove keep jump offsets and aux data consistent, and
+// inserted instructions get Aux.OrigIndex -1. An error should be an
+// *ir.Error naming the instruction; Run wraps it as "pass NAME: ...".
+//
+//	pl := passes.Default(passes.Options{})
+//	pl.InsertAfter("fixups", myPass{})
+//	res, err := pl.Run(prog, &pipeline.Context{Logger: log})
+//
+// # Statistics and dumps
+//
+// Run returns a Result with one Stat per pass that ran (time, instruction
+// counts before and after, instructions changed: compared by original
+// index, encoding and aux data, see Diff) and, for the passes DumpAfter
+// names ("all" for every pass), a Snapshot of the program after the pass
+// with the changed instructions marked. Each snapshot is also handed to
+// the Dumper, by default LogDump, which logs it at info level as one entry
+// per pass. With a JSON zap encoder that entry is one JSON object per pass
+// whose fields are stable:
+//
+//	msg       "dump"
+//	pass      the pass's name
+//	duration  the pass's time (seconds, in zap's production encoding)
+//	insns     the number of slots after the pass
+//	changed   how many of them the pass changed
+//	program   one string per slot: "*" when changed (else " "), the
+//	          index, ": ", the instruction in verifier-log syntax
+//
+// plus the logger's own fields (bpfc adds file and prog).
 package pipeline
 
 import (
