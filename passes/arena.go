@@ -437,7 +437,8 @@ func (a *analyzer) function(k int) (bool, error) {
 	states = append(states, a.entry[k])
 	at[0] = 0
 	queued := make([]bool, f.Len())
-	work := []int{f.Start}
+	work := make([]int, 1, 64)
+	work[0] = f.Start
 	queued[0] = true
 	summary := false
 	var st astate
@@ -453,8 +454,14 @@ func (a *analyzer) function(k int) (bool, error) {
 				return false, err
 			}
 			summary = summary || c
-			buf, err = succs(p, i, buf[:0])
-			if err != nil {
+			if !ins.Class().IsJump() {
+				// Straight-line code: succs without the call.
+				next := i + 1
+				if ins.IsLdImm64() {
+					next = i + 2
+				}
+				buf = append(buf[:0], next)
+			} else if buf, err = succs(p, i, buf[:0]); err != nil {
 				return false, err
 			}
 			next := -1
