@@ -106,6 +106,10 @@ func movabsTargets(code []byte) (r12 []uint64, other []uint64) {
 var mapFuncs = []string{"array_map_lookup_elem", "array_map_update_elem", "array_map_delete_elem",
 	"htab_map_lookup_elem", "htab_map_update_elem", "htab_map_delete_elem", "__htab_map_lookup_elem"}
 
+// genericHelpers are the functions behind the map helpers when the
+// verifier cannot send them to a map type.
+var genericHelpers = map[int32]string{1: "bpf_map_lookup_elem", 2: "bpf_map_update_elem", 3: "bpf_map_delete_elem"}
+
 // captureProgram loads one program twice (plain and RND_HI32) and records
 // what the kernel made of it.
 func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *arenaCapture {
@@ -267,6 +271,9 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 	c.FuncLens = info.FuncLens
 	fixed := []string{"__bpf_call_base", MayGotoSymbol}
 	fixed = append(fixed, mapFuncs...)
+	for _, fn := range genericHelpers {
+		fixed = append(fixed, fn)
+	}
 	ks, err := kallsyms(append(fixed, kfuncs...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -274,6 +281,9 @@ func captureProgram(t *testing.T, obj string, op *objProg, kspec *btf.Spec) *are
 	c.CallBase = ks["__bpf_call_base"]
 	for _, n := range fixed[1:] {
 		c.Addrs[n] = ks[n]
+	}
+	for id, fn := range genericHelpers {
+		c.Addrs[HelperSymbol(id)] = ks[fn]
 	}
 	for _, k := range kfuncs {
 		c.Addrs[k] = ks[k]

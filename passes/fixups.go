@@ -279,6 +279,10 @@ func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 				return err
 			}
 		case (ins.Class() == ir.ClassALU || ins.Class() == ir.ClassALU64) && (ins.ALUOp() == ir.ALUDiv || ins.ALUOp() == ir.ALUMod):
+			if ins.Source() == ir.SourceK && ins.Imm == 0 {
+				// check_alu_op: "div by zero". Compiled, x86 div would fault.
+				return &ir.Error{Index: i, Reason: "division by a constant 0 (the verifier rejects it: div by zero)"}
+			}
 			if ed, ok := divGuard(p, i); ok {
 				edits = append(edits, ed)
 			}
