@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/bpfc/bpfc/helpers"
+	"github.com/bpfc/bpfc/interp"
 	"github.com/bpfc/bpfc/ir/elf"
 )
 
@@ -128,4 +129,38 @@ func runArenaProgram(obj *elf.Object, ep *elf.Program, want kernelRun) error {
 	}
 	_ = binary.LittleEndian
 	return nil
+}
+
+// TestELFCallsMatchInterp: the bpf-to-bpf calls, bpf_loop callback and
+// kfunc calls of testdata/elf/calls.o give the interpreter's results.
+func TestELFCallsMatchInterp(t *testing.T) {
+	obj, err := elf.Load("../testdata/elf/calls.o")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, ep := range obj.Programs {
+		ctx := make([]byte, 256)
+		p, err := Load(ep.Prog, &LoadOptions{Options: Options{Helpers: helpers.Kernel()}})
+		if err != nil {
+			t.Errorf("%s: load: %v", ep.Name, err)
+			continue
+		}
+		got, err := p.RunMem(context.Background(), ctx)
+		p.Close()
+		if err != nil {
+			t.Errorf("%s: run: %v", ep.Name, err)
+			continue
+		}
+		q, err := interp.Prepare(ep.Prog, interp.Options{Helpers: helpers.Kernel()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := q.Run(interp.RunOptions{Ctx: make([]byte, 256)})
+		if err != nil {
+			t.Fatalf("%s: interpreter: %v", ep.Name, err)
+		}
+		if got != res.R0 {
+			t.Errorf("%s: vm %#x, interpreter %#x", ep.Name, got, res.R0)
+		}
+	}
 }

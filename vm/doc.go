@@ -51,7 +51,10 @@
 // context and budget, calls runtime.Gosched (so a stop-the-world or
 // preemption request is honoured within YieldInterval back-edges) and
 // resumes. The timed may_goto expansion calls a stub that implements
-// arch_bpf_timed_may_goto (count in AX, frame-relative slot).
+// arch_bpf_timed_may_goto (count in AX, frame-relative slot). bpf_loop runs
+// its callback (a function of the program, by address) as nested runs on
+// the same private stack, below the suspended caller (enterAt), restoring
+// the caller's saved state after each.
 //
 // # Faults
 //

@@ -84,6 +84,7 @@ func (c *execCtx) bpfReg(r int) uint64 {
 // Implemented in vm_amd64.s.
 func enter(ctx unsafe.Pointer, code uintptr)
 func resume(ctx unsafe.Pointer)
+func enterAt(ctx unsafe.Pointer, code, sp, r1, r2 uintptr)
 func stubAddrs() (exit, fault, sig uintptr)
 func rtSigaction(sig uintptr, new, old unsafe.Pointer) int64
 
@@ -580,7 +581,15 @@ func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (r0 uint64
 			if fn == nil {
 				return 0, fmt.Errorf("call of unknown helper %d", id)
 			}
-			r0 := fn(&rs.hctx, c.rdi, c.rsi, c.rdx, c.rcx, c.r8)
+			var r0 uint64
+			if id == helpers.IDLoop && kind != exitKfunc {
+				r0, err = p.bpfLoop(ctx, st, rc, c)
+				if err != nil {
+					return 0, err
+				}
+			} else {
+				r0 = fn(&rs.hctx, c.rdi, c.rsi, c.rdx, c.rcx, c.r8)
+			}
 			if ret, ok := rs.hctx.Stopped(); ok {
 				return ret, nil
 			}
@@ -644,4 +653,59 @@ func timedMayGoto(st *stack, c *execCtx) (uint64, error) {
 		return 0, nil
 	}
 	return maxTimedLoops, nil
+}
+
+// Errors of bpf_loop, negated as the kernel returns them.
+const (
+	errE2BIG  = 7
+	errEINVAL = 22
+)
+
+// bpfLoop is bpf_loop(nr_loops, callback_fn, callback_ctx, flags): it calls
+// the program's function at callback_fn with (index, callback_ctx) until
+// it returns non-zero or nr_loops calls are made, and returns the number of
+// calls. Each call is a nested run on the same private stack, below the
+// suspended caller, whose saved state is put back afterwards.
+func (p *Program) bpfLoop(ctx context.Context, st *stack, rc *RunConfig, c *execCtx) (uint64, error) {
+	nr, fnAddr, cbCtx, flags := c.rdi, c.rsi, c.rdx, c.rcx
+	if flags != 0 {
+		return ^uint64(errEINVAL - 1), nil
+	}
+	if uint32(nr) > 1<<23 || nr>>32 != 0 {
+		return ^uint64(errE2BIG - 1), nil
+	}
+	ok := false
+	for _, f := range p.image {
+		if f.ExecAddr == fnAddr && f.Start != 0 {
+			ok = true
+		}
+	}
+	if !ok {
+		return 0, fmt.Errorf("bpf_loop: callback %#x is not a function of the program", fnAddr)
+	}
+	outer := *c
+	// Below the caller's frame, 16-byte aligned, with room for a red zone.
+	sp := (uintptr(outer.bpfsp) - 128) &^ 15
+	if sp < uintptr(st.base)+3*pageSize {
+		return 0, fmt.Errorf("bpf_loop: no stack left for the callback")
+	}
+	var i uint64
+	for i = 0; i < nr; i++ {
+		enterAt(st.base, uintptr(fnAddr), sp, uintptr(i), uintptr(cbCtx))
+		r0 := c.rax
+		if c.exit != exitReturn {
+			var err error
+			r0, err = p.loop(ctx, st, rc)
+			if err != nil {
+				return 0, err
+			}
+		}
+		budget := c.budget
+		*c = outer
+		c.budget = budget
+		if r0 != 0 {
+			return i + 1, nil
+		}
+	}
+	return i, nil
 }

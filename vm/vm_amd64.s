@@ -80,6 +80,33 @@ resumed:
 	MOVQ CTX_GOSP(R10), SP
 	RET
 
+// func enterAt(ctx, code, sp, r1, r2 uintptr)
+// A nested call of BPF code (a bpf_loop callback) on the same private stack,
+// below the suspended outer code at sp: R1, R2 = r1, r2. Returns like enter.
+TEXT ·enterAt(SB), NOSPLIT|NOFRAME, $0-40
+	MOVQ ctx+0(FP), R10
+	MOVQ code+8(FP), R11
+	MOVQ SP, CTX_GOSP(R10)
+	MOVQ BP, CTX_GOBP(R10)
+	MOVQ $0, CTX_RESUMED(R10)
+	MOVQ SP, BX
+	MOVQ r1+24(FP), DI
+	MOVQ r2+32(FP), SI
+	MOVQ sp+16(FP), SP
+	CALL R11
+	MOVQ SP, R10
+	ANDQ $-65536, R10
+	MOVQ AX, CTX_RAX(R10)
+	MOVQ $0, CTX_EXIT(R10)
+	CMPQ CTX_RESUMED(R10), $0
+	JNE resumedAt
+	MOVQ BX, SP
+	RET
+resumedAt:
+	MOVQ CTX_GOBP(R10), BP
+	MOVQ CTX_GOSP(R10), SP
+	RET
+
 // vmexit is reached by a jmp from a stub in the code region with r11 = exit
 // code and [rsp] = the address to resume at. It saves every register in the
 // context and returns to the Go caller of enter/resume.
