@@ -66,6 +66,9 @@ type Error struct {
 	// Prog, when set, is the program the error's instruction index refers
 	// to (as it stood when the error happened), for ErrorContext.
 	Prog *ir.Program
+	// Raw, for raw input that did not decode, is its bytes (ErrorContext
+	// shows the slots around the instruction the error names).
+	Raw []byte
 }
 
 func (e *Error) Error() string {
@@ -179,7 +182,7 @@ func LoadBytes(path string, data []byte, o LoadOptions) ([]*Input, error) {
 	default:
 		p, err := ir.DecodeWith(data, ir.DecodeOptions{Xlated: o.FromXlated})
 		if err != nil {
-			return nil, &Error{File: path, Err: err}
+			return nil, &Error{File: path, Err: err, Raw: data}
 		}
 		return single(&Input{File: path, Kind: KindRaw, Name: base, Prog: p})
 	}

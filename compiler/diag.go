@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/bpfc/bpfc/ir"
@@ -22,12 +23,20 @@ import (
 //	>    6: (07) r0 += 1
 //	        ^ instruction 6: ...
 //
-// It returns "" when the error names no instruction of a known program (a
-// file that does not open, an unknown format, a decode error).
+// For raw input that does not decode, it shows the 8-byte slots around the
+// one the error names in hex, with the text of those that decode on their
+// own (jumps, whose targets are elsewhere, do not). It returns "" when the error names no instruction (a file that does
+// not open, an empty or truncated program, an unknown format).
 func ErrorContext(err error, radius int) string {
 	var ce *Error
 	var ie *ir.Error
-	if !errors.As(err, &ce) || ce.Prog == nil || !errors.As(err, &ie) {
+	if !errors.As(err, &ce) || !errors.As(err, &ie) {
+		return ""
+	}
+	if ce.Prog == nil && ce.Raw != nil {
+		return rawContext(ce.Raw, ie, radius)
+	}
+	if ce.Prog == nil {
 		return ""
 	}
 	p := ce.Prog
@@ -80,6 +89,34 @@ func ErrorContext(err error, radius int) string {
 		b.WriteString(text)
 		b.WriteByte('\n')
 		if i == at {
+			fmt.Fprintf(&b, "  %s ^ %s\n", strings.Repeat(" ", 7), ie.Error())
+		}
+	}
+	return b.String()
+}
+
+// rawContext shows the 8-byte slots of undecodable raw input around the
+// one an error names, in hex, with the text of those that decode alone.
+func rawContext(raw []byte, ie *ir.Error, radius int) string {
+	n := len(raw) / ir.InsnSize
+	if ie.Index < 0 || ie.Index >= n {
+		return ""
+	}
+	var b strings.Builder
+	for i := max(0, ie.Index-radius); i <= min(n-1, ie.Index+radius); i++ {
+		slot := raw[i*ir.InsnSize : (i+1)*ir.InsnSize]
+		text := ""
+		// Alone, followed by an exit (programs must not fall off their end).
+		exit := ir.Encode(&ir.Program{Insns: []ir.Instruction{{Op: ir.OpExit}}})
+		if p, err := ir.Decode(append(slices.Clip(slot), exit...)); err == nil {
+			text = p.KernelText(0, nil)
+		}
+		mark := " "
+		if i == ie.Index {
+			mark = ">"
+		}
+		fmt.Fprintf(&b, "  %s %5d: % x  %s\n", mark, i, slot, text)
+		if i == ie.Index {
 			fmt.Fprintf(&b, "  %s ^ %s\n", strings.Repeat(" ", 7), ie.Error())
 		}
 	}

@@ -64,4 +64,15 @@ func TestErrorContext(t *testing.T) {
 	require.Error(t, err)
 	require.Empty(t, ErrorContext(err, 3))
 	require.Empty(t, ErrorContext(errors.New("plain"), 3))
+
+	// Raw input that does not decode: the slots in hex.
+	bad := ir.Encode(&ir.Program{Insns: []ir.Instruction{{Op: 0xb7, Dst: ir.R0, Imm: 1}, {Op: 0xb7}, {Op: ir.OpExit}}})
+	bad[8] = 0xff
+	_, err = LoadBytes("bad.bin", bad, LoadOptions{})
+	require.ErrorContains(t, err, "bad.bin: instruction 1: unknown opcode 0xff")
+	require.Equal(t, ""+
+		"        0: b7 00 00 00 01 00 00 00  (b7) r0 = 1\n"+
+		"  >     1: ff 00 00 00 00 00 00 00  \n"+
+		"          ^ instruction 1: unknown opcode 0xff\n"+
+		"        2: 95 00 00 00 00 00 00 00  (95) exit\n", ErrorContext(err, 2))
 }
