@@ -10,6 +10,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bpfc/bpfc/backend/amd64"
+	"github.com/bpfc/bpfc/compiler"
 	"github.com/bpfc/bpfc/ir"
 	"github.com/bpfc/bpfc/ir/cilium"
 	"github.com/bpfc/bpfc/ir/elf"
@@ -161,4 +163,28 @@ func TestELFLoaders(t *testing.T) {
 	// cilium/ebpf v0.22 does not load arena globals (__arena variables).
 	_, err := ebpf.LoadCollectionSpec(filepath.Join(elfDir, "arena_globals.o"))
 	require.ErrorContains(t, err, "not supported", "cilium/ebpf loads arena globals now: add the object above")
+}
+
+// TestCompileSameCode: a program read by cilium/ebpf's ELF loader and
+// converted compiles to the same machine code as the one bpfc's loader
+// reads (programs without subprograms, which the loaders order
+// differently).
+func TestCompileSameCode(t *testing.T) {
+	file := filepath.Join(elfDir, "alu.o")
+	spec, err := ebpf.LoadCollectionSpec(file)
+	require.NoError(t, err)
+	ours, err := compiler.Load(file, compiler.LoadOptions{})
+	require.NoError(t, err)
+	require.Len(t, ours, 2)
+	tgt := amd64.Host()
+	for _, in := range ours {
+		p, err := cilium.FromInstructions(spec.Programs[in.Name].Instructions)
+		require.NoError(t, err)
+		want, err := compiler.Compile(in, compiler.Options{Target: tgt, ExecBase: []uint64{0x10000}})
+		require.NoError(t, err)
+		got, err := compiler.Compile(&compiler.Input{File: file, Name: in.Name, Prog: p}, compiler.Options{Target: tgt, ExecBase: []uint64{0x10000}})
+		require.NoError(t, err)
+		require.Equal(t, want.Image.Code(), got.Image.Code(), in.Name)
+		require.NotEmpty(t, got.Image.Code())
+	}
 }
