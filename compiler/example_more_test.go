@@ -103,3 +103,27 @@ func Example_targets() {
 	//     0x000011: c9                       leave
 	//     0x000012: c3                       ret
 }
+
+// Write the HTML report of a compilation: one column per pass and the x86
+// listing, linked instruction by instruction.
+func ExampleHTMLReport() {
+	inputs, err := compiler.Load("../testdata/elf/core.o", compiler.LoadOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	res, err := compiler.Compile(inputs[0], compiler.Options{Target: amd64.Host(), ExecBase: []uint64{0x10000},
+		DumpAfter: []string{"all"}}) // the report's columns are the snapshots
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var page strings.Builder
+	if err := compiler.HTMLReport(&page, res); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// os.WriteFile("report.html", []byte(page.String()), 0o644)
+	fmt.Println(strings.Count(page.String(), `<section class="col"`), "columns for", len(res.Passes.Stats), "passes")
+	// Output: 8 columns for 6 passes
+}
