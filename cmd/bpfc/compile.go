@@ -121,7 +121,10 @@ With -o the output goes to a temporary file in the same directory that is
 renamed over FILE only when everything succeeded.`,
 		Example: `  bpfc compile --format asm testdata/elf/alu.o
   bpfc compile --prog xdp_bits --format raw -o xdp.bin testdata/elf/alu.o
-  bpfc compile --dump-after all --log-level debug testdata/elf/alu.o`,
+  bpfc compile --dump-after all --log-level debug testdata/elf/alu.o
+  bpfc compile --dump-after all --log-format json --prog alu_loop testdata/elf/alu.o
+  bpfc compile --prog alu_loop --html report.html testdata/elf/alu.o
+  bpfc compile --context 3 prog.bin`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return withContext(f.run(g, args), f.context) },
 	}
@@ -266,16 +269,14 @@ func (f *compileFlags) run(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	var results []*compiler.Result
-	for _, in := range inputs {
+	results, err := compileInputs(g, inputs, o, len(o.DumpAfter) > 0 || f.html != "", func(in *compiler.Input) (*compiler.Result, error) { // bench.go
 		pl := compiler.PipelineFor(in, f.fromXlated)
 		pl.Dumper = dumper
 		o.Pipeline = pl
-		r, err := compiler.Compile(in, o)
-		if err != nil {
-			return err
-		}
-		results = append(results, r)
+		return compiler.Compile(in, o)
+	})
+	if err != nil {
+		return err
 	}
 	var buf bytes.Buffer
 	if err := writeResults(&buf, f.format, results); err != nil {
