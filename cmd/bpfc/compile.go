@@ -269,14 +269,16 @@ func (f *compileFlags) run(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	results, err := compileInputs(g, inputs, o, len(o.DumpAfter) > 0 || f.html != "", func(in *compiler.Input) (*compiler.Result, error) { // bench.go
+	var results []*compiler.Result
+	for _, in := range inputs {
 		pl := compiler.PipelineFor(in, f.fromXlated)
 		pl.Dumper = dumper
 		o.Pipeline = pl
-		return compiler.Compile(in, o)
-	})
-	if err != nil {
-		return err
+		r, err := compiler.Compile(in, o)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
 	}
 	var buf bytes.Buffer
 	if err := writeResults(&buf, f.format, results); err != nil {
