@@ -103,8 +103,7 @@ func movabsTargets(code []byte) (r12 []uint64, other []uint64) {
 }
 
 // mapFuncs are the map types' functions the verifier calls for map helpers.
-var mapFuncs = []string{"array_map_lookup_elem", "array_map_update_elem", "array_map_delete_elem",
-	"htab_map_lookup_elem", "htab_map_update_elem", "htab_map_delete_elem", "__htab_map_lookup_elem"}
+var mapFuncs = KernelSymbols[2:]
 
 // genericHelpers are the functions behind the map helpers when the
 // verifier cannot send them to a map type.

@@ -34,11 +34,12 @@ func HelperSymbol(id int32) string { return fmt.Sprintf("helper#%d", id) }
 //     the callee's image, as the kernel's extra pass does);
 //   - map_lookup_elem, map_update_elem and map_delete_elem on a map that is
 //     the same on every path (Options.Maps says its type) go where the
-//     kernel sends them: array and hash lookups are inlined
-//     (array_map_gen_lookup, htab_map_gen_lookup: Symbols
-//     "__htab_map_lookup_elem"), updates and deletes call the map type's
-//     functions (Symbols "array_map_update_elem", "htab_map_delete_elem",
-//     ...); with different maps on different paths, the generic helper;
+//     kernel sends them: (per-cpu) array and hash lookups are inlined
+//     (array_map_gen_lookup, htab_map_gen_lookup and their per-cpu forms:
+//     Symbols "__htab_map_lookup_elem"), updates and deletes call the map
+//     type's functions (Symbols "array_map_update_elem",
+//     "htab_map_delete_elem", ...); with different maps on different paths,
+//     the generic helper;
 //   - bpf_get_smp_processor_id and bpf_jiffies64 are inlined as the x86-64
 //     kernel inlines them (a per-cpu load of cpu_number, a load of jiffies:
 //     Symbols[CPUNumberSymbol], Symbols[JiffiesSymbol]);
@@ -862,10 +863,21 @@ func inlineHelper(p *ir.Program, i int, ctx *pipeline.Context) (edit, error) {
 }
 
 const (
-	mapTypeHash  = 1
-	mapTypeArray = 2
-	bpfFInnerMap = 1 << 12 // BPF_F_INNER_MAP
+	mapTypeHash        = 1
+	mapTypeArray       = 2
+	mapTypePercpuHash  = 5
+	mapTypePercpuArray = 6
+	bpfFInnerMap       = 1 << 12 // BPF_F_INNER_MAP
 )
+
+// mapOps names the kernel functions a map type's lookup, update and delete
+// go to (its bpf_map_ops).
+var mapOps = map[uint32][3]string{
+	mapTypeHash:        {"htab_map_lookup_elem", "htab_map_update_elem", "htab_map_delete_elem"},
+	mapTypeArray:       {"array_map_lookup_elem", "array_map_update_elem", "array_map_delete_elem"},
+	mapTypePercpuHash:  {"htab_percpu_map_lookup_elem", "htab_percpu_map_update_elem", "htab_map_delete_elem"},
+	mapTypePercpuArray: {"percpu_array_map_lookup_elem", "array_map_update_elem", "array_map_delete_elem"},
+}
 
 // What mapHelper did.
 const (
@@ -890,14 +902,9 @@ func (f *Fixups) mapHelper(p *ir.Program, i int, st kstate, ctx *pipeline.Contex
 	if !ok {
 		return edit{}, mapGeneric, &ir.Error{Index: i, Reason: fmt.Sprintf("map helper on %q: the kernel calls the map type's own functions; Options.Maps needs the map's description", m.sym)}
 	}
-	var prefix string
-	switch info.Type {
-	case mapTypeArray:
-		prefix = "array_map_"
-	case mapTypeHash:
-		prefix = "htab_map_"
-	default:
-		return edit{}, mapGeneric, &ir.Error{Index: i, Reason: fmt.Sprintf("map helper on %q of type %d: only array and hash maps are supported", m.sym, info.Type)}
+	funcs, ok := mapOps[info.Type]
+	if !ok {
+		return edit{}, mapGeneric, &ir.Error{Index: i, Reason: fmt.Sprintf("map helper on %q of type %d: only (per-cpu) array and hash maps are supported", m.sym, info.Type)}
 	}
 	sym := func(name string) (uint64, uint64, error) {
 		base, ok1 := ctx.Symbols[CallBaseSymbol]
@@ -919,6 +926,28 @@ func (f *Fixups) mapHelper(p *ir.Program, i int, st kstate, ctx *pipeline.Contex
 	}
 	alu := func(op ir.ALUOp, dst ir.Register, imm int32) ir.Instruction {
 		return ir.Instruction{Op: uint8(ir.ClassALU64) | uint8(op), Dst: dst, Imm: imm}
+	}
+	percpuMov := ir.Instruction{Op: uint8(ir.ClassALU64) | uint8(ir.ALUMov) | uint8(ir.SourceX), Dst: ir.R0, Src: ir.R0, Off: ir.OffPerCPUAddr}
+	ldx := func(sz ir.Size, dst, src ir.Register) ir.Instruction {
+		return ir.Instruction{Op: uint8(ir.ClassLDX) | uint8(sz) | uint8(ir.ModeMEM), Dst: dst, Src: src}
+	}
+	if ins.Imm == 1 && info.Type == mapTypePercpuArray && info.Flags&bpfFInnerMap == 0 {
+		// percpu_array_map_gen_lookup (root: no index mask).
+		valueOff := f.Options.ArrayValueOffset
+		if valueOff == 0 {
+			valueOff = 312
+		}
+		return mk([]ir.Instruction{
+			alu(ir.ALUAdd, ir.R1, valueOff), // r1 += offsetof(struct bpf_array, pptrs)
+			ldx(ir.SizeW, ir.R0, ir.R2),     // w0 = *(u32 *)(r2 + 0)
+			{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJGE), Dst: ir.R0, Off: 5, Imm: int32(info.MaxEntries)}, // if r0 >= max_entries goto null
+			alu(ir.ALULsh, ir.R0, 3), // r0 <<= 3
+			{Op: uint8(ir.ClassALU64) | uint8(ir.ALUAdd) | uint8(ir.SourceX), Dst: ir.R0, Src: ir.R1}, // r0 += r1
+			ldx(ir.SizeDW, ir.R0, ir.R0), // r0 = *(u64 *)(r0 + 0)
+			percpuMov,                    // r0 = this_cpu_ptr(r0)
+			{Op: ir.OpJA, Off: 1},        // goto out
+			alu(ir.ALUMov, ir.R0, 0),     // null: r0 = 0
+		}), mapInlined, nil
 	}
 	if ins.Imm == 1 && info.Type == mapTypeArray && info.Flags&bpfFInnerMap == 0 {
 		// array_map_gen_lookup (root: bypass_spec_v1, no index mask).
@@ -945,7 +974,7 @@ func (f *Fixups) mapHelper(p *ir.Program, i int, st kstate, ctx *pipeline.Contex
 			alu(ir.ALUMov, ir.R0, 0), // null: r0 = 0
 		}), mapInlined, nil
 	}
-	if ins.Imm == 1 && info.Type == mapTypeHash {
+	if ins.Imm == 1 && (info.Type == mapTypeHash || info.Type == mapTypePercpuHash) {
 		// htab_map_gen_lookup.
 		fn, base, err := sym("__htab_map_lookup_elem")
 		if err != nil {
@@ -961,13 +990,24 @@ func (f *Fixups) mapHelper(p *ir.Program, i int, st kstate, ctx *pipeline.Contex
 			return edit{}, mapGeneric, &ir.Error{Index: i, Reason: "__htab_map_lookup_elem out of reach of __bpf_call_base"}
 		}
 		call.Imm = int32(d)
+		add := alu(ir.ALUAdd, ir.R0, keyOff+int32((info.KeySize+7)&^7)) // r0 += offsetof(key) + round_up(key_size, 8)
+		if info.Type == mapTypePercpuHash {
+			// htab_percpu_map_gen_lookup.
+			return mk([]ir.Instruction{
+				call, // r0 = __htab_map_lookup_elem(r1, r2)
+				{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJEQ), Dst: ir.R0, Off: 3}, // if r0 == 0 goto out
+				add,
+				ldx(ir.SizeDW, ir.R0, ir.R0), // r0 = *(u64 *)(r0 + 0): the per-cpu pointer
+				percpuMov,                    // r0 = this_cpu_ptr(r0)
+			}), mapInlined, nil
+		}
 		return mk([]ir.Instruction{
 			call, // r0 = __htab_map_lookup_elem(r1, r2)
 			{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJEQ), Dst: ir.R0, Off: 1}, // if r0 == 0 goto out
-			alu(ir.ALUAdd, ir.R0, keyOff+int32((info.KeySize+7)&^7)),         // r0 += offsetof(key) + round_up(key_size, 8)
+			add,
 		}), mapInlined, nil
 	}
-	name := prefix + map[int32]string{1: "lookup_elem", 2: "update_elem", 3: "delete_elem"}[ins.Imm]
+	name := funcs[ins.Imm-1]
 	fn, base, err := sym(name)
 	if err != nil {
 		return edit{}, mapGeneric, err
