@@ -490,3 +490,29 @@ func TestBPFLoop(t *testing.T) {
 		t.Errorf("interpreter: %#x, %v", res.R0, err)
 	}
 }
+
+// TestBPFLoopStop: a helper that stops the program inside a bpf_loop
+// callback stops the whole program.
+func TestBPFLoopStop(t *testing.T) {
+	hs := helpers.Kernel()
+	hs.Register(5, "unwind", helpers.Unwind)
+	prog := loopProgram()
+	// cb: call unwind(r1) first: index 0 stops the program with r0 = 0.
+	cb := 11
+	if err := prog.Insert(cb, []ir.Instruction{
+		{Op: aluOp(true, ir.ALUMov, ir.SourceX), Dst: ir.R6, Src: ir.R2},
+		{Op: ir.OpCall, Imm: 5},
+		{Op: aluOp(true, ir.ALUMov, ir.SourceX), Dst: ir.R2, Src: ir.R6},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(prog, &LoadOptions{Options: Options{Helpers: hs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	got, err := p.Run(context.Background(), 100)
+	if err != nil || got != 0 {
+		t.Errorf("stopped in a callback: %#x, %v; want 0", got, err)
+	}
+}

@@ -537,6 +537,16 @@ type runState struct {
 // loop serves the code's exits (helpers, yields, faults) until it returns.
 // A helper's panic ends the run with an error (the code is not resumed).
 func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (r0 uint64, err error) {
+	return p.serve(ctx, st, rc, false)
+}
+
+// stopped carries a helper's Stop out of nested runs (bpf_loop callbacks).
+type stopped struct{ r0 uint64 }
+
+func (s *stopped) Error() string { return "stopped" }
+
+// serve is loop; nested marks a bpf_loop callback's run.
+func (p *Program) serve(ctx context.Context, st *stack, rc *RunConfig, nested bool) (r0 uint64, err error) {
 	c := st.ctx()
 	used := int64(0)
 	var rs *runState
@@ -584,6 +594,9 @@ func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (r0 uint64
 			var r0 uint64
 			if id == helpers.IDLoop && kind != exitKfunc {
 				r0, err = p.bpfLoop(ctx, st, rc, c)
+				if s, ok := err.(*stopped); ok && !nested {
+					return s.r0, nil // a helper in a callback stopped the program
+				}
 				if err != nil {
 					return 0, err
 				}
@@ -591,6 +604,9 @@ func (p *Program) loop(ctx context.Context, st *stack, rc *RunConfig) (r0 uint64
 				r0 = fn(&rs.hctx, c.rdi, c.rsi, c.rdx, c.rcx, c.r8)
 			}
 			if ret, ok := rs.hctx.Stopped(); ok {
+				if nested {
+					return 0, &stopped{ret}
+				}
 				return ret, nil
 			}
 			if err := rs.hctx.Err(); err != nil {
@@ -695,7 +711,7 @@ func (p *Program) bpfLoop(ctx context.Context, st *stack, rc *RunConfig, c *exec
 		r0 := c.rax
 		if c.exit != exitReturn {
 			var err error
-			r0, err = p.loop(ctx, st, rc)
+			r0, err = p.serve(ctx, st, rc, true)
 			if err != nil {
 				return 0, err
 			}
