@@ -3,7 +3,6 @@ package vm
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -127,7 +126,6 @@ func runArenaProgram(obj *elf.Object, ep *elf.Program, want kernelRun) error {
 			return fmt.Errorf("arena %s: %s, kernel %q", key, got, w)
 		}
 	}
-	_ = binary.LittleEndian
 	return nil
 }
 
