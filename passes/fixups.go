@@ -138,13 +138,20 @@ var kernelOnlyHelpers = map[int32]string{
 	87:  "map_push_elem",
 	88:  "map_pop_elem",
 	89:  "map_peek_elem",
-	125: "get_func_ip",
+	99:  "inode_storage_get",
+	107: "sk_storage_get",
+	156: "task_storage_get",
 	164: "for_each_map_elem",
+	170: "timer_set_callback",
+	173: "get_func_ip",
+	176: "get_branch_snapshot",
 	181: "loop",
 	183: "get_func_arg",
 	184: "get_func_ret",
 	185: "get_func_arg_cnt",
+	194: "kptr_xchg",
 	195: "map_lookup_percpu_elem",
+	210: "cgrp_storage_get",
 }
 
 // Kfuncs fixup_kfunc_call rewrites into other instructions or arguments.
