@@ -66,3 +66,25 @@ func TestStackLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestDivByConstantZero: a division or modulo by an immediate 0 is refused
+// as the verifier refuses it (check_alu_op "div by zero"), in every width
+// and signedness; a register divisor gets the run-time guard instead.
+func TestDivByConstantZero(t *testing.T) {
+	for _, op := range []ir.ALUOp{ir.ALUDiv, ir.ALUMod} {
+		for _, c := range []ir.Class{ir.ClassALU, ir.ClassALU64} {
+			for _, off := range []int16{0, ir.OffSigned} {
+				p := ir.NewProgram("d", []ir.Instruction{sdR0, {Op: uint8(c) | uint8(op), Dst: ir.R0, Off: off}, sdExit})
+				_, err := Default(Options{}).Run(p, &pipeline.Context{})
+				var ie *ir.Error
+				if !errors.As(err, &ie) || ie.Index != 1 || !strings.Contains(ie.Reason, "division by a constant 0") {
+					t.Errorf("%v op %#x off %d: got %v", c, op, off, err)
+				}
+			}
+		}
+	}
+	p := ir.NewProgram("r", []ir.Instruction{sdR0, {Op: uint8(ir.ClassALU64) | uint8(ir.ALUDiv) | uint8(ir.SourceX), Dst: ir.R0, Src: ir.R0}, sdExit})
+	if _, err := Default(Options{}).Run(p, &pipeline.Context{}); err != nil {
+		t.Errorf("register divisor: %v", err)
+	}
+}
