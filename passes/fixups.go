@@ -15,6 +15,17 @@ const CallBaseSymbol = "__bpf_call_base"
 // HelperSymbol returns the Context.Symbols key of helper id's address.
 func HelperSymbol(id int32) string { return fmt.Sprintf("helper#%d", id) }
 
+// HelperFuncs names, for some common helpers, the kernel function their
+// prototype points at (as /proc/kallsyms shows it), so that a driver can
+// fill Symbols[HelperSymbol(id)] from kallsyms; checked against Linux 6.18's
+// xlated call targets.
+var HelperFuncs = map[int32]string{
+	1: "bpf_map_lookup_elem", 2: "bpf_map_update_elem", 3: "bpf_map_delete_elem",
+	5: "bpf_ktime_get_ns", 7: "bpf_user_rnd_u32", 14: "bpf_get_current_pid_tgid",
+	15: "bpf_get_current_uid_gid", 35: "bpf_get_current_task", 42: "bpf_get_numa_node_id",
+	113: "bpf_probe_read_kernel", 125: "bpf_ktime_get_boot_ns", 158: "bpf_get_current_task_btf",
+}
+
 // Fixups does the rewrites of the verifier's do_misc_fixups (and the map
 // part of resolve_pseudo_ldimm64) that change what the JIT gets, for
 // programs whose context needs no kernel-specific conversion:

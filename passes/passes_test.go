@@ -663,3 +663,17 @@ func TestOptionsForObject(t *testing.T) {
 		t.Errorf("options %+v", o)
 	}
 }
+
+// TestHelperFuncsInKallsyms: the helper function names exist on this kernel.
+func TestHelperFuncsInKallsyms(t *testing.T) {
+	if why := kernelAvailable(); why != "" {
+		t.Skip(why)
+	}
+	var names []string
+	for _, n := range HelperFuncs {
+		names = append(names, n)
+	}
+	if _, err := kallsyms(append(names, KernelSymbols...)...); err != nil {
+		t.Error(err)
+	}
+}
