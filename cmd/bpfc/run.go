@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/spf13/cobra"
 
+	"github.com/bpfc/bpfc/helpers"
 	"github.com/bpfc/bpfc/interp"
 	"github.com/bpfc/bpfc/pipeline"
 	"github.com/bpfc/bpfc/vm"
@@ -35,8 +35,9 @@ exception table) and runs it once with r1 = the memory given by --mem (or a
 conformance file's "-- mem" section) and r2 = its length. It prints r0 in hex.
 For a conformance file with a "-- result" section (and no --mem) it also checks r0
 and exits 1 when it differs. --interp runs the reference interpreter instead of the JIT.
-An object's arena map gets a real in-process arena (its globals placed as libbpf
-does); other maps (array, hash, .data/.rodata/.bss) are supported by --interp only.`,
+An object's maps are created in-process (vm.NewObjectEnv): an arena map gets a real
+arena (its globals placed as libbpf does), array and hash maps and the data sections
+(.data, .rodata, .bss) become maps the helpers use; other map types are an error.`,
 		Example: `  bpfc run /work/shared/conformance/add.data
   printf '\xb7\x00\x00\x00\x07\x00\x00\x00\x95\x00\x00\x00\x00\x00\x00\x00' | bpfc run -`,
 		Args: cobra.ExactArgs(1),
@@ -101,9 +102,12 @@ func (f *runFlags) run(g *globals, args []string) error {
 	if f.useInterp {
 		io := interp.Options{}
 		if env != nil {
+			// The same maps the JIT would use: ld_imm64 of a map or
+			// data section resolves through env.Symbols to them.
 			io.Arena, io.Symbols = env.Arena, env.Symbols
-			if io.Maps, err = interp.ObjectMaps(in.Object); err != nil {
-				return fileErr(in.File, errName, err)
+			io.Maps = map[string]*helpers.Map{}
+			for _, m := range env.Maps {
+				io.Maps[m.Name] = m
 			}
 		}
 		p, err := interp.Prepare(in.Prog, io)
@@ -116,13 +120,6 @@ func (f *runFlags) run(g *globals, args []string) error {
 		}
 		r0 = res.R0
 	} else {
-		if in.Object != nil {
-			for _, m := range in.Object.Maps {
-				if m.Type != ebpf.Arena {
-					return fileErr(in.File, errName, fmt.Errorf("map %s: the in-process JIT runs objects whose only map is an arena; run with --interp for array, hash and data maps", m.Name))
-				}
-			}
-		}
 		lo := &vm.LoadOptions{Options: vm.Options{Name: in.Name}, Xlated: f.fromXlated,
 			Context: &pipeline.Context{Logger: g.log, File: in.File}}
 		if env != nil {
