@@ -80,9 +80,11 @@ func (e *ObjectEnv) addMap(m *elf.Map) error {
 		if err == nil {
 			e.Symbols[m.Name] = hm.ValueAddr(0)
 		}
-	case m.Type == ebpf.Array || m.Type == ebpf.Hash:
+	case m.Type == ebpf.Array || m.Type == ebpf.Hash || m.Type == ebpf.PerCPUArray || m.Type == ebpf.PerCPUHash:
+		// Per-cpu maps have one value per key: programs in the vm see
+		// one CPU (as a test run in the kernel does).
 		typ := helpers.MapArray
-		if m.Type == ebpf.Hash {
+		if m.Type == ebpf.Hash || m.Type == ebpf.PerCPUHash {
 			typ = helpers.MapHash
 		}
 		hm, err = helpers.NewMap(m.Name, typ, m.KeySize, m.ValueSize, m.MaxEntries)
