@@ -55,7 +55,7 @@ func TestCompileMatchesKernel(t *testing.T) {
 		}
 		same++
 	}
-	t.Logf("%d of %d arena programs compiled from the original object are byte-identical to the kernel's image", same, len(caps))
+	t.Logf("%d of %d captured programs compiled from the original object are byte-identical to the kernel's image", same, len(caps))
 }
 
 func fmtLens(im *amd64.Image, want []uint32) string {
@@ -119,5 +119,5 @@ func TestCompileFromXlatedMatchesKernel(t *testing.T) {
 		}
 		same++
 	}
-	t.Logf("%d of %d arena programs compiled from the kernel's xlated dump are byte-identical to its image", same, len(caps))
+	t.Logf("%d of %d captured programs compiled from the kernel's xlated dump are byte-identical to its image", same, len(caps))
 }
