@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bpfc/bpfc/backend/amd64"
+	"github.com/bpfc/bpfc/ir"
 )
 
 // reportFor compiles arena_globals.o (arena rewrites, extable entries,
@@ -142,4 +143,28 @@ func TestHTMLReportChromium(t *testing.T) {
 		require.Greater(t, other, 0, n)
 	}
 	require.Regexp(t, `instruction 3: \d+ lines in `+strconv.Itoa(len(names))+` columns`, dom)
+}
+
+// TestHTMLReportInserted: instructions a pass inserts (the division
+// guards of fixups) are in italics and linked to nothing; without machine
+// code there is no x86 column.
+func TestHTMLReportInserted(t *testing.T) {
+	raw := ir.Encode(&ir.Program{Insns: []ir.Instruction{
+		{Op: 0xb7, Dst: ir.R0, Imm: 10},
+		{Op: 0x3f, Dst: ir.R0, Src: ir.R1}, // r0 /= r1: guarded against r1 == 0
+		{Op: ir.OpExit},
+	}})
+	ins, err := LoadBytes("div.bin", raw, LoadOptions{})
+	require.NoError(t, err)
+	r, err := Compile(ins[0], Options{DumpAfter: []string{"all"}, NoBackend: true})
+	require.NoError(t, err)
+	var b strings.Builder
+	require.NoError(t, HTMLReport(&b, r))
+	names, cols := columnsOf(b.String())
+	require.NotContains(t, names, "x86")
+	require.Greater(t, r.Prog.Len(), 3, "fixups inserted no guard")
+	inserted := regexp.MustCompile(`<div class="i ch ins">`).FindAllString(cols["fixups"], -1)
+	require.Len(t, inserted, r.Prog.Len()-3)
+	require.Contains(t, cols["fixups"], `data-o="1"`)
+	require.Contains(t, cols["input"], `<div class="i" data-o="1">    1: (3f) r0 /= r1</div>`)
 }
