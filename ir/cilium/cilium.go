@@ -16,11 +16,12 @@
 // Encodings are exact both ways. cilium/ebpf's Instruction.Marshal resets
 // the offset of every ALU instruction whose operation it does not model
 // with an extended opcode: the address-space cast "r1 = addr_space_cast(r1,
-// 0, 1)" (ALU64 MOV with offset 1) loses its offset and becomes a plain
-// move. FromInstructions does not go through that loss: it takes the
-// offset from the instruction itself, so addr_space_cast, and the signed
-// forms cilium does model (sdiv/smod as offset 1, movsx as offset
-// 8/16/32), arrive in the ir.Program with the kernel's encoding.
+// 0, 1)" (ALU64 MOV with offset 1) loses its offset and becomes a register
+// move with a stray immediate, which the kernel rejects. FromInstructions
+// does not go through that loss: it takes the offset from the instruction
+// itself, so addr_space_cast, and the signed forms cilium does model
+// (sdiv/smod as offset 1, movsx as offset 8/16/32), arrive in the
+// ir.Program with the kernel's encoding.
 //
 // Metadata travels as far as the two models overlap:
 //   - a symbol (Instruction.Symbol, a function's first instruction) names
@@ -31,6 +32,11 @@
 //     pipeline.Context.Symbols can give the map's address;
 //   - BTF line info (Instruction.Source() of type *btf.Line) becomes
 //     ir.Aux.Line, so listings and diagnostics show the C lines.
+//
+// Not carried: the BTF of kfunc calls (cilium keeps it in unexported
+// metadata; the call's immediate is kept), map objects and fds, CO-RE
+// relocations (cilium applies them when it loads; a ProgramSpec's
+// instructions still have clang's offsets).
 //
 // ToInstructions sets the reverse: Symbol on the first instruction of each
 // function that a call names, Reference on calls and loads that name a
