@@ -45,8 +45,8 @@ var HelperFuncs = map[int32]string{
 //     the callee's image, as the kernel's extra pass does);
 //   - map_lookup_elem, map_update_elem and map_delete_elem on a map that is
 //     the same on every path (Options.Maps says its type) go where the
-//     kernel sends them: (per-cpu) array and hash lookups are inlined
-//     (array_map_gen_lookup, htab_map_gen_lookup and their per-cpu forms:
+//     kernel sends them: (per-cpu) array, (per-cpu, LRU) hash lookups are
+//     inlined (array_map_gen_lookup, htab_map_gen_lookup and their forms:
 //     Symbols "__htab_map_lookup_elem"), updates and deletes call the map
 //     type's functions (Symbols "array_map_update_elem",
 //     "htab_map_delete_elem", ...); with different maps on different paths,
@@ -113,6 +113,9 @@ type Options struct {
 	// HtabKeyOffset offsetof(struct htab_elem, key) in the target kernel;
 	// 0 means Linux 6.18 x86-64's (312 and 48).
 	ArrayValueOffset, HtabKeyOffset int32
+	// LRURefOffset is offsetof(struct htab_elem, lru_node) +
+	// offsetof(struct bpf_lru_node, ref); 0 means Linux 6.18 x86-64's (35).
+	LRURefOffset int32
 }
 
 // MapInfo is what the map helper rewrites need to know about a map.
@@ -885,6 +888,7 @@ const (
 	mapTypeArray       = 2
 	mapTypePercpuHash  = 5
 	mapTypePercpuArray = 6
+	mapTypeLRUHash     = 9
 	bpfFInnerMap       = 1 << 12 // BPF_F_INNER_MAP
 )
 
@@ -895,6 +899,7 @@ var mapOps = map[uint32][3]string{
 	mapTypeArray:       {"array_map_lookup_elem", "array_map_update_elem", "array_map_delete_elem"},
 	mapTypePercpuHash:  {"htab_percpu_map_lookup_elem", "htab_percpu_map_update_elem", "htab_map_delete_elem"},
 	mapTypePercpuArray: {"percpu_array_map_lookup_elem", "array_map_update_elem", "array_map_delete_elem"},
+	mapTypeLRUHash:     {"htab_lru_map_lookup_elem", "htab_lru_map_update_elem", "htab_lru_map_delete_elem"},
 }
 
 // What mapHelper did.
@@ -922,7 +927,7 @@ func (f *Fixups) mapHelper(p *ir.Program, i int, st kstate, ctx *pipeline.Contex
 	}
 	funcs, ok := mapOps[info.Type]
 	if !ok {
-		return edit{}, mapGeneric, &ir.Error{Index: i, Reason: fmt.Sprintf("map helper on %q of type %d: only (per-cpu) array and hash maps are supported", m.sym, info.Type)}
+		return edit{}, mapGeneric, &ir.Error{Index: i, Reason: fmt.Sprintf("map helper on %q of type %d: only (per-cpu) array, (per-cpu) hash and LRU hash maps are supported", m.sym, info.Type)}
 	}
 	sym := func(name string) (uint64, uint64, error) {
 		base, ok1 := ctx.Symbols[CallBaseSymbol]
@@ -992,7 +997,7 @@ func (f *Fixups) mapHelper(p *ir.Program, i int, st kstate, ctx *pipeline.Contex
 			alu(ir.ALUMov, ir.R0, 0), // null: r0 = 0
 		}), mapInlined, nil
 	}
-	if ins.Imm == 1 && (info.Type == mapTypeHash || info.Type == mapTypePercpuHash) {
+	if ins.Imm == 1 && (info.Type == mapTypeHash || info.Type == mapTypePercpuHash || info.Type == mapTypeLRUHash) {
 		// htab_map_gen_lookup.
 		fn, base, err := sym("__htab_map_lookup_elem")
 		if err != nil {
@@ -1009,6 +1014,21 @@ func (f *Fixups) mapHelper(p *ir.Program, i int, st kstate, ctx *pipeline.Contex
 		}
 		call.Imm = int32(d)
 		add := alu(ir.ALUAdd, ir.R0, keyOff+int32((info.KeySize+7)&^7)) // r0 += offsetof(key) + round_up(key_size, 8)
+		if info.Type == mapTypeLRUHash {
+			// htab_lru_map_gen_lookup: also set the element's reference bit.
+			ref := f.Options.LRURefOffset
+			if ref == 0 {
+				ref = 35
+			}
+			return mk([]ir.Instruction{
+				call, // r0 = __htab_map_lookup_elem(r1, r2)
+				{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJEQ), Dst: ir.R0, Off: 4},                                        // if r0 == 0 goto out
+				{Op: uint8(ir.ClassLDX) | uint8(ir.SizeB) | uint8(ir.ModeMEM), Dst: ir.R1, Src: ir.R0, Off: int16(ref)}, // r1 = lru_node.ref
+				{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJNE), Dst: ir.R1, Off: 1},                                        // if r1 != 0 goto add
+				{Op: uint8(ir.ClassST) | uint8(ir.SizeB) | uint8(ir.ModeMEM), Dst: ir.R0, Off: int16(ref), Imm: 1},      // lru_node.ref = 1
+				add,
+			}), mapInlined, nil
+		}
 		if info.Type == mapTypePercpuHash {
 			// htab_percpu_map_gen_lookup.
 			return mk([]ir.Instruction{

@@ -95,4 +95,5 @@ func OptionsForObject(obj *irelf.Object, prog *irelf.Program) Options {
 var KernelSymbols = []string{CallBaseSymbol, MayGotoSymbol,
 	"array_map_lookup_elem", "array_map_update_elem", "array_map_delete_elem",
 	"htab_map_lookup_elem", "htab_map_update_elem", "htab_map_delete_elem", "__htab_map_lookup_elem",
-	"percpu_array_map_lookup_elem", "htab_percpu_map_lookup_elem", "htab_percpu_map_update_elem"}
+	"percpu_array_map_lookup_elem", "htab_percpu_map_lookup_elem", "htab_percpu_map_update_elem",
+	"htab_lru_map_lookup_elem", "htab_lru_map_update_elem", "htab_lru_map_delete_elem"}
