@@ -35,7 +35,7 @@
 // pointers, LD_ABS) is an error naming the instruction rather than a guess.
 //
 // The tests compare with the live 6.18 kernel through committed captures:
-// testdata/arena (41 clang-built programs, 37 of them arena programs:
+// testdata/arena (44 clang-built programs, 37 of them arena programs:
 // xlated, xlated with BPF_F_TEST_RND_HI32, jited bytes, addresses) and
 // passes/testdata/zext (hand-built programs); -capture rewrites them on a
 // machine with BPF. The
