@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/bpfc/bpfc/backend/amd64"
 	"github.com/bpfc/bpfc/compiler"
@@ -463,4 +464,34 @@ func (f *benchFlags) benchRun(g *globals, srcs []benchSource) error {
 	}
 	fmt.Fprintf(w, "run: %d runs, %.1f ns/run, %s ns/insn, %d insns/run (%s)\n", k, perRun, perInsn, executed, what)
 	return nil
+}
+
+// compileInputs compiles the inputs for bpfc compile. With more than one
+// and nothing whose order matters besides the results (no dumps or HTML,
+// no per-pass debug logs), they are compiled on all cores with
+// compiler.CompileBatch (each with its own default pipeline, as one would
+// build); otherwise one after the other with one. Results are in input
+// order and the error returned is the first in input order either way.
+// Warnings logged while compiling (CO-RE relocations) may interleave, and
+// on an error the inputs after the failing one were compiled too (their
+// warnings may appear).
+func compileInputs(g *globals, inputs []*compiler.Input, o compiler.Options, ordered bool, one func(*compiler.Input) (*compiler.Result, error)) ([]*compiler.Result, error) {
+	if len(inputs) > 1 && !ordered && o.Pipeline == nil && !g.log.Core().Enabled(zap.DebugLevel) {
+		results, errs := compiler.CompileBatch(inputs, o, 0)
+		for _, err := range errs {
+			if err != nil {
+				return nil, err
+			}
+		}
+		return results, nil
+	}
+	var results []*compiler.Result
+	for _, in := range inputs {
+		r, err := one(in)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	return results, nil
 }

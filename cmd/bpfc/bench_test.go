@@ -1,9 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/bpfc/bpfc/internal/gen"
+	"github.com/bpfc/bpfc/ir"
 )
 
 func lastLine(s string) string {
@@ -66,6 +70,40 @@ func TestBenchUsage(t *testing.T) {
 		r := bpfc(t, nil, append([]string{"bench"}, tc.args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("bench %v: exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}
+
+// TestCompileParallel: several inputs are compiled on all cores; the output
+// is the one-after-the-other output (what --log-level debug, which keeps
+// the per-pass logs in order, produces), and the error is the first input's
+// in order.
+func TestCompileParallel(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var files []string
+	for k := 0; k < 6; k++ {
+		files = append(files, writeFile(t, dir, fmt.Sprintf("p%d.bin", k), ir.Encode(gen.Straight(200+50*k))))
+	}
+	files = append(files, elfDir+"/alu.o")
+	for _, format := range []string{"asm", "hex"} {
+		par := bpfc(t, nil, append([]string{"compile", "--format", format}, files...)...)
+		seq := bpfc(t, nil, append([]string{"compile", "--log-level", "debug", "--format", format}, files...)...)
+		if par.code != 0 || seq.code != 0 {
+			t.Fatalf("%s: exit %d / %d: %s %s", format, par.code, seq.code, par.stderr, seq.stderr)
+		}
+		if par.stdout != seq.stdout || len(par.stdout) < 1000 {
+			t.Fatalf("%s: parallel output (%d bytes) differs from sequential (%d bytes)", format, len(par.stdout), len(seq.stdout))
+		}
+	}
+	// Both decode but fail in the passes (bpf_loop is out of scope).
+	loop := ir.Instruction{Op: ir.OpCall, Imm: 181}
+	bad1 := writeFile(t, dir, "bad1.bin", raw(mov0, loop, exit))
+	bad2 := writeFile(t, dir, "bad2.bin", raw(mov0, mov0, loop, exit))
+	for i := 0; i < 3; i++ {
+		r := bpfc(t, nil, "compile", files[0], bad1, files[1], bad2, files[2])
+		if r.code != 1 || !strings.Contains(r.stderr, "bad1.bin: ") || !strings.Contains(r.stderr, "instruction 1") || strings.Contains(r.stderr, "bad2.bin") {
+			t.Fatalf("exit %d, stderr %q: want the error of bad1.bin", r.code, r.stderr)
 		}
 	}
 }

@@ -269,16 +269,14 @@ func (f *compileFlags) run(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	var results []*compiler.Result
-	for _, in := range inputs {
+	results, err := compileInputs(g, inputs, o, len(o.DumpAfter) > 0 || f.html != "", func(in *compiler.Input) (*compiler.Result, error) { // bench.go
 		pl := compiler.PipelineFor(in, f.fromXlated)
 		pl.Dumper = dumper
 		o.Pipeline = pl
-		r, err := compiler.Compile(in, o)
-		if err != nil {
-			return err
-		}
-		results = append(results, r)
+		return compiler.Compile(in, o)
+	})
+	if err != nil {
+		return err
 	}
 	var buf bytes.Buffer
 	if err := writeResults(&buf, f.format, results); err != nil {
