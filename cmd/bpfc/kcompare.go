@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/arch/x86/x86asm"
@@ -190,7 +192,7 @@ func (f *kcompareFlags) compare(in *compiler.Input, forced kernel.ProgType) (str
 	if err != nil {
 		return fail(err)
 	}
-	t := amd64.Linux618()
+	t := linux618()
 	t.CallBase = uint64(c.CallBase)
 	t.IndirectThunkRCX = uint64(c.IndirectThunkRCX)
 	t.ReturnThunk = uint64(c.ReturnThunk)
@@ -218,6 +220,34 @@ var kernelRewriteSymbols = []string{
 	"htab_map_lookup_elem", "htab_map_update_elem", "htab_map_delete_elem",
 }
 
+// linux618 and rewriteSymbols read /proc/kallsyms once per process (it is
+// slow to read: kcompare of many programs would spend its time there).
+var (
+	linux618 = sync.OnceValue(amd64.Linux618)
+
+	rewriteSymbols = sync.OnceValue(func() map[string]uint64 {
+		f, err := os.Open("/proc/kallsyms")
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		return amd64.ReadKallsyms(f, kernelRewriteSymbols...)
+	})
+)
+
+// needsSymbol matches the fixups pass's request for a kernel symbol.
+var needsSymbol = regexp.MustCompile(`Symbols needs "([A-Za-z0-9_.]+)"`)
+
+// kallsymsLookup returns the address of one kernel symbol (0: unknown).
+func kallsymsLookup(name string) uint64 {
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	return amd64.ReadKallsyms(f, name)[name]
+}
+
 // fromSource compiles the original program through the whole pipeline with
 // the addresses the kernel used and compares with the kernel's code.
 func fromSource(in *compiler.Input, c *kernel.Capture, jit *ir.Program, t amd64.Target) string {
@@ -225,13 +255,10 @@ func fromSource(in *compiler.Input, c *kernel.Capture, jit *ir.Program, t amd64.
 	if ok {
 		// Kernel functions and variables the passes' rewrites call or
 		// load (map helpers, may_goto, inlined helpers), from kallsyms.
-		if f, err := os.Open("/proc/kallsyms"); err == nil {
-			for name, a := range amd64.ReadKallsyms(f, kernelRewriteSymbols...) {
-				if _, set := syms[name]; !set && a != 0 {
-					syms[name] = a
-				}
+		for name, a := range rewriteSymbols() {
+			if _, set := syms[name]; !set && a != 0 {
+				syms[name] = a
 			}
-			f.Close()
 		}
 	}
 	if !ok {
@@ -239,6 +266,19 @@ func fromSource(in *compiler.Input, c *kernel.Capture, jit *ir.Program, t amd64.
 	}
 	o := compiler.Options{Target: t, ExecBase: c.ExecBase(), Symbols: syms, NoBackend: true}
 	r, err := compiler.Compile(in, o)
+	// A rewrite that needs another kernel symbol names it: look it up.
+	for tries := 0; err != nil && tries < 8; tries++ {
+		m := needsSymbol.FindStringSubmatch(err.Error())
+		if m == nil || syms[m[1]] != 0 {
+			break
+		}
+		a := kallsymsLookup(m[1])
+		if a == 0 {
+			break
+		}
+		syms[m[1]] = a
+		r, err = compiler.Compile(in, o)
+	}
 	if err != nil {
 		return "not compiled: " + oneLine(err.Error())
 	}
