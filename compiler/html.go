@@ -30,9 +30,12 @@ import (
 //
 // Every instruction carries its original index (ir.Aux.OrigIndex) in a
 // data-o attribute: clicking an instruction (or hovering it) highlights
-// its counterparts in every column, including the x86 code it became. The
-// page acts on a URL fragment "#sel=N" as if original instruction N had
-// been clicked, which is how its browser test selects one.
+// its counterparts in every column, including the x86 code it became.
+// Clicking a C source line (objects with line info) highlights that line
+// and every instruction it produced, in every column. The page acts on a
+// URL fragment "#sel=N" as if original instruction N had been clicked, and
+// on "#line=N" for the N-th distinct C line (data-l), which is how its
+// browser test selects them.
 //
 // The pass columns come from r.Passes.Snapshots, so compile with
 // Options.DumpAfter = []string{"all"} (a pass without a snapshot has a row
@@ -69,21 +72,30 @@ func HTMLReport(w io.Writer, r *Result) error {
 		}
 	}
 	fmt.Fprintf(b, "<tr><td>total</td><td class=\"num\">%s</td><td></td><td></td></tr>\n</table>\n", total)
-	b.WriteString("<p class=\"help\">Click an instruction (or hover it) to highlight it in every column and the x86 code it became; " +
+	b.WriteString("<p class=\"help\">Click an instruction (or hover it) to highlight it in every column and the x86 code it became, or a C line for all its instructions; " +
 		"<span class=\"i ch\">changed by the pass</span> <span class=\"i ins\">inserted</span> <span class=\"x ex\">covered by the exception table</span>. " +
 		"<span id=\"status\"></span></p>\n</header>\n<main id=\"columns\">\n")
 
 	// Program columns.
-	column(b, "input", "loaded", r.Input.Prog, nil)
+	lines := lineIDs{}
+	lines.column(b, "input", "loaded", r.Input.Prog, nil)
 	if r.Passes != nil {
 		for _, s := range r.Passes.Snapshots {
-			column(b, s.Pass, "after "+s.Pass, s.Program, s.Changed)
+			lines.column(b, s.Pass, "after "+s.Pass, s.Program, s.Changed)
 		}
 	}
 
 	// The x86 listing.
 	if r.Image != nil {
 		b.WriteString("<section class=\"col\" data-pass=\"x86\"><h2>x86-64</h2><div class=\"code\">\n")
+		inForce := make([]*ir.SourceLine, r.Prog.Len()) // the C line of each instruction
+		var l *ir.SourceLine
+		for i, a := range r.Prog.Aux {
+			if a.Line != nil {
+				l = a.Line
+			}
+			inForce[i] = l
+		}
 		for _, row := range rows {
 			if row.kind == rowBlank {
 				continue
@@ -99,6 +111,9 @@ func HTMLReport(w io.Writer, r *Result) error {
 			if row.kind == rowSource {
 				attr = "" // a C line is not an instruction
 			}
+			if row.insn >= 0 && row.insn < r.Prog.Len() {
+				attr += lines.attr(inForce[row.insn])
+			}
 			fmt.Fprintf(b, "<div class=\"%s\"%s>%s</div>\n", cls, attr, esc(row.text))
 		}
 		b.WriteString("</div></section>\n")
@@ -108,9 +123,28 @@ func HTMLReport(w io.Writer, r *Result) error {
 	return err
 }
 
+// lineIDs numbers the C source lines of a report ("file:line"), in the
+// order they first appear, for the data-l attributes that link a C line
+// to the instructions it produced in every column.
+type lineIDs map[string]int
+
+// attr is the data-l attribute of an element from line l ("" for none).
+func (ids lineIDs) attr(l *ir.SourceLine) string {
+	if l == nil {
+		return ""
+	}
+	k := fmt.Sprintf("%s:%d", l.File, l.Line)
+	id, ok := ids[k]
+	if !ok {
+		id = len(ids)
+		ids[k] = id
+	}
+	return fmt.Sprintf(" data-l=\"%d\"", id)
+}
+
 // column writes one program column; changed marks instructions the pass
 // changed (nil: none).
-func column(b *strings.Builder, pass, heading string, p *ir.Program, changed []bool) {
+func (ids lineIDs) column(b *strings.Builder, pass, heading string, p *ir.Program, changed []bool) {
 	extra := ""
 	if changed != nil && !slices.Contains(changed, true) {
 		// Nothing changed: folded to its heading (a click unfolds it).
@@ -123,7 +157,7 @@ func column(b *strings.Builder, pass, heading string, p *ir.Program, changed []b
 	for i := 0; i < p.Len(); i++ {
 		a := p.Aux[i]
 		if l := a.Line; l != nil && (last == nil || l.Line != last.Line || l.File != last.File) {
-			fmt.Fprintf(b, "<div class=\"src\">; %s:%d: %s</div>\n", esc(filepath.Base(l.File)), l.Line, esc(strings.TrimSpace(l.Text)))
+			fmt.Fprintf(b, "<div class=\"src\"%s>; %s:%d: %s</div>\n", ids.attr(l), esc(filepath.Base(l.File)), l.Line, esc(strings.TrimSpace(l.Text)))
 			last = l
 		}
 		cls := "i"
@@ -133,7 +167,7 @@ func column(b *strings.Builder, pass, heading string, p *ir.Program, changed []b
 		if a.OrigIndex < 0 {
 			cls += " ins"
 		}
-		fmt.Fprintf(b, "<div class=\"%s\"%s>%5d: %s%s</div>\n", cls, origAttr(a), i, esc(p.KernelText(i, po)), auxNote(a))
+		fmt.Fprintf(b, "<div class=\"%s\"%s%s>%5d: %s%s</div>\n", cls, origAttr(a), ids.attr(last), i, esc(p.KernelText(i, po)), auxNote(a))
 		if p.Insns[i].IsLdImm64() {
 			i++
 		}
@@ -199,39 +233,49 @@ h2.folded + .code { display: none; }
 
 const reportJS = `
 (function () {
+  // The selection is an attribute selector: [data-o="N"] for original
+  // instruction N, [data-l="N"] for C line N (a click on a C line).
   var cur = null;
-  function all(o) { return document.querySelectorAll('[data-o="' + o + '"]'); }
-  function mark(o, cls, on) { all(o).forEach(function (e) { e.classList.toggle(cls, on); }); }
+  function key(e) {
+    return e.dataset.o !== undefined ? '[data-o="' + e.dataset.o + '"]' : '[data-l="' + e.dataset.l + '"]';
+  }
+  function all(k) { return document.querySelectorAll(k); }
+  function mark(k, cls, on) { all(k).forEach(function (e) { e.classList.toggle(cls, on); }); }
+  function target(ev) {
+    return ev.target.closest("[data-o]") || ev.target.closest(".src[data-l]");
+  }
   function status() {
     var s = document.getElementById("status");
     if (cur === null) { s.textContent = ""; document.body.removeAttribute("data-selected"); return; }
     var cols = {};
     all(cur).forEach(function (e) { cols[e.closest(".col").dataset.pass] = 1; });
-    document.body.setAttribute("data-selected", cur);
-    s.textContent = "instruction " + cur + ": " + all(cur).length + " lines in " + Object.keys(cols).length + " columns";
+    var m = /data-(o|l)="(\d+)"/.exec(cur);
+    var what = m[1] === "o" ? m[2] : "line:" + m[2];
+    document.body.setAttribute("data-selected", what);
+    s.textContent = (m[1] === "o" ? "instruction " : "C line #") + m[2] + ": " + all(cur).length + " lines in " + Object.keys(cols).length + " columns";
   }
-  function select(o) {
+  function select(k) {
     if (cur !== null) mark(cur, "sel", false);
-    cur = (cur === o) ? null : o;
+    cur = (cur === k) ? null : k;
     if (cur !== null) mark(cur, "sel", true);
     status();
   }
   document.addEventListener("click", function (ev) {
     if (ev.target.matches("h2.head")) { ev.target.classList.toggle("folded"); return; }
-    var e = ev.target.closest("[data-o]");
-    if (e) select(e.dataset.o);
+    var e = target(ev);
+    if (e) select(key(e));
   });
   document.addEventListener("mouseover", function (ev) {
-    var e = ev.target.closest("[data-o]");
-    if (e) mark(e.dataset.o, "hov", true);
+    var e = target(ev);
+    if (e) mark(key(e), "hov", true);
   });
   document.addEventListener("mouseout", function (ev) {
-    var e = ev.target.closest("[data-o]");
-    if (e) mark(e.dataset.o, "hov", false);
+    var e = target(ev);
+    if (e) mark(key(e), "hov", false);
   });
-  var m = /^#sel=(\d+)$/.exec(location.hash);
+  var m = /^#(sel|line)=(\d+)$/.exec(location.hash);
   if (m) {
-    var e = document.querySelector('[data-o="' + m[1] + '"]');
+    var e = document.querySelector(m[1] === "sel" ? '[data-o="' + m[2] + '"]' : '.src[data-l="' + m[2] + '"]');
     if (e) e.click();
   }
 })();

@@ -35,7 +35,7 @@ func reportFor(t *testing.T) (*Result, string) {
 
 var (
 	colRe  = regexp.MustCompile(`<section class="col" data-pass="([^"]+)">`)
-	origRe = regexp.MustCompile(`<div class="([^"]*)" data-o="(\d+)">`)
+	origRe = regexp.MustCompile(`<div class="([^"]*)" data-o="(\d+)"[^>]*>`)
 )
 
 // columnsOf splits a page (or a DOM dump) into its columns' HTML by pass.
@@ -72,12 +72,14 @@ func TestHTMLReportStructure(t *testing.T) {
 	}
 	require.Contains(t, page, `<span id="layout-passes">3</span> layout passes`)
 	// The arena pass turns the loads into PROBE_MEM32 ones: marked changed.
-	require.Contains(t, cols["arena"], `<div class="i ch" data-o="3">    3: (a1) r0 = *(u32 *)(r1 +0) probe_mem32<span class="aux">  ; ptr=arena</span></div>`)
-	require.Contains(t, cols["input"], `<div class="i" data-o="3">    3: (61) r0 = *(u32 *)(r1 +0)</div>`)
+	require.Contains(t, cols["arena"], `<div class="i ch" data-o="3" data-l="0">    3: (a1) r0 = *(u32 *)(r1 +0) probe_mem32<span class="aux">  ; ptr=arena</span></div>`)
+	require.Contains(t, cols["input"], `<div class="i" data-o="3" data-l="0">    3: (61) r0 = *(u32 *)(r1 +0)</div>`)
 	require.NotContains(t, cols["input"], ` ch"`)
 	// C lines in the program and x86 columns.
-	require.Contains(t, cols["input"], `<div class="src">; arena_globals.c:21: counter++;</div>`)
-	require.Contains(t, cols["x86"], `<div class="src">; arena_globals.c:21: counter++;</div>`)
+	require.Contains(t, cols["input"], `<div class="src" data-l="0">; arena_globals.c:21: counter++;</div>`)
+	require.Contains(t, cols["x86"], `<div class="src" data-l="0">; arena_globals.c:21: counter++;</div>`)
+	require.Contains(t, cols["input"], `<div class="src" data-l="1">; arena_globals.c:22: slots[counter &amp; 15] += 5;</div>`)
+	require.Contains(t, cols["x86"], `<div class="i" data-o="16" data-l="2">   16: (95) exit</div>`)
 	// Extable-covered x86 instructions.
 	require.Equal(t, len(r.Image.Funcs[0].Extable), strings.Count(cols["x86"], `class="x ex"`))
 	// Every program column has every original instruction once (no
@@ -108,18 +110,7 @@ func TestHTMLReportChromium(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "report.html")
 	require.NoError(t, os.WriteFile(file, []byte(page), 0o644))
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chrome, "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-		"--user-data-dir="+filepath.Join(dir, "profile"), "--dump-dom", "file://"+file+"#sel=3")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Skipf("chromium did not run (%v): %s", err, stderr.String())
-	}
-	dom := string(out)
+	dom := chromiumDOM(t, chrome, dir, file, "#sel=3")
 	require.Contains(t, dom, `data-selected="3"`)
 	names, cols := columnsOf(dom)
 	require.Greater(t, len(names), 3)
@@ -143,6 +134,38 @@ func TestHTMLReportChromium(t *testing.T) {
 		require.Greater(t, other, 0, n)
 	}
 	require.Regexp(t, `instruction 3: \d+ lines in `+strconv.Itoa(len(names))+` columns`, dom)
+
+	// A click on C line #1 (arena_globals.c:22, instructions 6 to 15)
+	// selects that line and its instructions in every column.
+	dom = chromiumDOM(t, chrome, dir, file, "#line=1")
+	require.Contains(t, dom, `data-selected="line:1"`)
+	_, cols = columnsOf(dom)
+	for _, n := range names {
+		srcSel := regexp.MustCompile(`<div class="src sel" data-l="1">`).FindAllString(cols[n], -1)
+		require.Len(t, srcSel, 1, n)
+		for _, m := range origRe.FindAllStringSubmatch(cols[n], -1) {
+			o, _ := strconv.Atoi(m[2])
+			require.Equal(t, o >= 6 && o <= 15, strings.Contains(" "+m[1]+" ", " sel "), "column %s: %s", n, m[0])
+		}
+	}
+}
+
+// chromiumDOM loads file with a URL fragment in headless Chromium and
+// returns the DOM after the page's scripts ran.
+func chromiumDOM(t *testing.T, chrome, dir, file, fragment string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chrome, "--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+		"--user-data-dir="+filepath.Join(dir, "profile"), "--dump-dom", "file://"+file+fragment)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Skipf("chromium did not run (%v): %s", err, stderr.String())
+	}
+	return string(out)
 }
 
 // TestHTMLReportInserted: instructions a pass inserts (the division
