@@ -62,7 +62,8 @@ func reportDiff(t *testing.T, what string, p *ir.Program, diff string, err error
 
 // TestJITvsInterp runs a fixed corpus of generated valid, terminating
 // programs (forward jumps, bounded loops, every ALU operation including
-// division by zero, loads/stores/atomics on mem and stack) in the
+// division by zero, loads/stores/atomics on mem and stack, bpf-to-bpf calls
+// in half of them) in the
 // interpreter and as JIT code in the vm: r0 and memory must agree.
 func TestJITvsInterp(t *testing.T) {
 	n := diffPrograms
@@ -72,7 +73,7 @@ func TestJITvsInterp(t *testing.T) {
 	start := time.Now()
 	insns := 0
 	for seed := uint64(0); seed < uint64(n); seed++ {
-		p := fuzzgen.FromSeed(seed, fuzzgen.Options{Items: 8 + int(seed%57)})
+		p := fuzzgen.FromSeed(seed, fuzzgen.Options{Items: 8 + int(seed%57), Calls: seed%2 == 1})
 		insns += len(p.Insns)
 		diff, err := diffOne(p)
 		reportDiff(t, fmt.Sprintf("seed %d", seed), p, diff, err)
@@ -91,7 +92,7 @@ func FuzzJITvsInterp(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p := fuzzgen.Generate(b, fuzzgen.Options{Items: 8 + len(b)%40})
+		p := fuzzgen.Generate(b, fuzzgen.Options{Items: 8 + len(b)%40, Calls: len(b)%2 == 1})
 		diff, err := diffOne(p)
 		reportDiff(t, "fuzz input", p, diff, err)
 	})

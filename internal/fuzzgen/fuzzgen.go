@@ -24,15 +24,18 @@
 //     division and modulo by a register that is often zero and signed
 //     division of INT_MIN by -1;
 //   - loads (also sign-extending), stores (ST and STX) of every size to
-//     mem[0:ScratchSize] through r9 and to the stack through r10;
+//     mem[0:ScratchSize] through r9 and to the stack through r10,
+//     naturally aligned as the verifier requires;
 //   - atomics (add/or/and/xor with and without fetch, xchg, cmpxchg; W and
-//     DW; naturally aligned) on mem and on the stack;
+//     DW) on the stack (the verifier allows no atomics on the context);
 //   - ld_imm64 constants;
 //   - forward conditional and unconditional jumps (JMP and JMP32, K and X)
 //     to a later item of the same block (never into an ld_imm64);
 //   - bounded loops: `rC = n; body; rC -= 1; if rC != 0 goto body` with n
 //     from 1 to MaxTrips, nested at most two deep, whose counter register
-//     (r8, then r7) the body leaves alone.
+//     (r8, then r7) the body leaves alone;
+//   - with Options.Calls, bpf-to-bpf calls (outside loops) of functions
+//     placed after main, each with its own frame.
 //
 // No address reaches the result (r9 and r10 are never copied to another
 // register), so the outputs do not depend on where memory lives.
@@ -63,7 +66,16 @@ type Options struct {
 	// DivImmZero allows division and modulo by an immediate 0 (which the
 	// kernel's verifier rejects; RFC 9669 defines the result).
 	DivImmZero bool
+	// Calls adds Callees functions after main: main (and a callee, of a
+	// later callee) calls them with bpf-to-bpf calls; each has its own
+	// stack frame, initialises its registers and slots, works on its
+	// stack only, and returns r0. After a call the caller re-initialises
+	// r1..r5 (which the call clobbers).
+	Calls bool
 }
+
+// Callees is the number of functions after main when Options.Calls is set.
+const Callees = 2
 
 // stream hands out the input's bytes; past the end it reads zeros.
 type stream struct {
@@ -140,24 +152,59 @@ func Generate(data []byte, opts Options) *ir.Program {
 		out = append(out, ir.Instruction{Op: stxOp(ir.SizeDW, ir.ModeMEM), Dst: ir.R10, Src: g.reg(nil), Off: int16(-8 * k)})
 	}
 	out = append(out, g.block(opts.Items, nil)...)
+	if opts.Calls {
+		// Every function is called at least once (the verifier rejects
+		// unreachable code): main calls the first callee here, each
+		// callee the next before it returns.
+		out = append(out, g.call(1)...)
+	}
 	for r := ir.R0; r <= ir.R8; r++ {
 		out = append(out, ir.Instruction{Op: stxOp(ir.SizeDW, ir.ModeMEM), Dst: ir.R9, Src: r, Off: int16(ScratchSize + 8*int(r))})
 	}
 	out = append(out, ir.Instruction{Op: ir.OpExit})
+	if opts.Calls {
+		starts := make([]int, Callees)
+		for c := 0; c < Callees; c++ {
+			starts[c] = len(out)
+			g.callee = c + 1
+			for r := ir.R0; r <= ir.R8; r++ {
+				if r < ir.R1 || r > ir.R5 {
+					l := ir.LdImm64(r, g.s.value())
+					out = append(out, l[0], l[1])
+				}
+			}
+			for k := 1; k <= StackSlots; k++ {
+				out = append(out, ir.Instruction{Op: stxOp(ir.SizeDW, ir.ModeMEM), Dst: ir.R10, Src: g.src(), Off: int16(-8 * k)})
+			}
+			out = append(out, g.block(4+g.s.intn(opts.Items), nil)...)
+			if c+1 < Callees {
+				out = append(out, g.call(c+2)...)
+			}
+			out = append(out, ir.Instruction{Op: ir.OpExit})
+		}
+		// The calls' imm holds the callee number until here.
+		for i := range out {
+			if out[i].IsPseudoCall() {
+				out[i].Imm = int32(starts[out[i].Imm-1] - (i + 1))
+			}
+		}
+	}
 	return ir.NewProgram("fuzzgen", out)
 }
 
 type gen struct {
-	s     stream
-	opts  Options
-	depth int
+	s      stream
+	opts   Options
+	depth  int
+	callee int // 0 in main, k in callee k (1-based)
 }
 
 // item is a piece of a block; jump, when >= 0, is the index of the item a
 // jump at the item's first instruction goes to (len(items) = block end).
 type item struct {
-	insns []ir.Instruction
-	jump  int
+	insns  []ir.Instruction
+	jump   int
+	jumpAt int // index in insns of the jump to resolve
 }
 
 var loopCounters = []ir.Register{ir.R8, ir.R7}
@@ -203,7 +250,7 @@ func (g *gen) block(n int, busy []ir.Register) []ir.Instruction {
 	var out []ir.Instruction
 	for i, it := range items {
 		if it.jump >= 0 {
-			it.insns[0].Off = int16(pos[it.jump] - pos[i] - 1)
+			it.insns[it.jumpAt].Off = int16(pos[it.jump] - pos[i] - it.jumpAt - 1)
 		}
 		out = append(out, it.insns...)
 	}
@@ -212,7 +259,7 @@ func (g *gen) block(n int, busy []ir.Register) []ir.Instruction {
 
 func (g *gen) item(at, n int, busy []ir.Register) item {
 	none := func(insns ...ir.Instruction) item { return item{insns: insns, jump: -1} }
-	switch k := g.s.intn(32); {
+	switch k := g.s.intn(34); {
 	case k < 12:
 		return none(g.alu(busy)...)
 	case k < 16:
@@ -227,13 +274,44 @@ func (g *gen) item(at, n int, busy []ir.Register) item {
 	case k < 29:
 		// Forward jump to a later item of this block (or its end).
 		target := at + 1 + g.s.intn(min(n-at, 8))
-		return item{insns: []ir.Instruction{g.jump(busy)}, jump: target}
-	default:
+		j := g.jump(busy)
+		if j.Op == ir.OpJA {
+			// The code a goto skips must stay reachable (the verifier
+			// rejects unreachable instructions): a conditional jump
+			// over the goto leads to it.
+			c := g.jump(busy)
+			for c.Op == ir.OpJA {
+				c = g.jump(busy)
+			}
+			c.Off = 1
+			return item{insns: []ir.Instruction{c, j}, jump: target, jumpAt: 1}
+		}
+		return item{insns: []ir.Instruction{j}, jump: target}
+	case k < 32:
 		if g.depth >= len(loopCounters) || len(busy) > g.depth {
 			return none(g.alu(busy)...)
 		}
 		return none(g.loop(busy)...)
+	default:
+		if !g.opts.Calls || g.callee >= Callees || g.depth > 0 {
+			return none(g.alu(busy)...)
+		}
+		return none(g.call(g.callee + 1 + g.s.intn(Callees-g.callee))...)
 	}
+}
+
+// call calls callee c (1-based; the imm holds c until Generate resolves
+// it) with r1..r5 set, and sets r1..r5 again after it.
+func (g *gen) call(c int) []ir.Instruction {
+	var out []ir.Instruction
+	for r := ir.R1; r <= ir.R5; r++ {
+		out = append(out, ir.Instruction{Op: aluOp(true, ir.ALUMov, ir.SourceK), Dst: r, Imm: int32(g.s.value())})
+	}
+	out = append(out, ir.Instruction{Op: ir.OpCall, Src: ir.CallLocal, Imm: int32(c)})
+	for r := ir.R1; r <= ir.R5; r++ {
+		out = append(out, ir.Instruction{Op: aluOp(true, ir.ALUMov, ir.SourceK), Dst: r, Imm: int32(g.s.value())})
+	}
+	return out
 }
 
 func (g *gen) loop(busy []ir.Register) []ir.Instruction {
@@ -356,20 +434,16 @@ func (g *gen) alu(busy []ir.Register) []ir.Instruction {
 
 var sizes = []ir.Size{ir.SizeB, ir.SizeH, ir.SizeW, ir.SizeDW}
 
-// addr picks a base register (r9 = mem or r10 = stack) and an offset where
-// an access of size bytes fits; aligned forces natural alignment.
-func (g *gen) addr(size int, aligned bool) (ir.Register, int16) {
-	if g.s.intn(2) == 0 {
-		off := g.s.intn(ScratchSize - size + 1)
-		if aligned {
-			off &^= size - 1
-		}
+// addr picks a base register (r9 = mem or r10 = stack; only the stack in
+// a callee) and a naturally aligned offset where an access of size bytes
+// fits (the verifier wants context and stack accesses aligned).
+func (g *gen) addr(size int, stackOnly bool) (ir.Register, int16) {
+	if g.s.intn(2) == 0 && g.callee == 0 && !stackOnly {
+		off := g.s.intn(ScratchSize-size+1) &^ (size - 1)
 		return ir.R9, int16(off)
 	}
 	off := size + g.s.intn(8*StackSlots-size+1) // bytes below r10
-	if aligned {
-		off = (off + size - 1) &^ (size - 1)
-	}
+	off = (off + size - 1) &^ (size - 1)
 	return ir.R10, int16(-off)
 }
 

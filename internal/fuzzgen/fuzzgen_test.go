@@ -14,13 +14,13 @@ func TestValidAndTerminating(t *testing.T) {
 	seen := map[string]int{}
 	inputs := [][]byte{nil, {0xff}, make([]byte, 10)}
 	for seed := uint64(0); seed < 2000; seed++ {
-		p := FromSeed(seed, Options{Items: 8 + int(seed%57)})
+		p := FromSeed(seed, Options{Items: 8 + int(seed%57), Calls: seed%2 == 1})
 		checkProgram(t, seed, p, seen)
 	}
 	for i, b := range inputs {
 		checkProgram(t, uint64(1_000_000+i), Generate(b, Options{}), seen)
 	}
-	for _, want := range []string{"loop", "nested loop", "forward jump", "jmp32", "div by zero reg", "sdiv", "smod",
+	for _, want := range []string{"call", "loop", "nested loop", "forward jump", "jmp32", "div by zero reg", "sdiv", "smod",
 		"movsx", "bswap", "atomic cmpxchg", "atomic xchg", "atomic fetch", "ldsx", "st imm", "stack", "mem", "ld_imm64"} {
 		if seen[want] == 0 {
 			t.Errorf("no %s in 2000 programs", want)
@@ -53,6 +53,8 @@ func checkProgram(t *testing.T, seed uint64, p *ir.Program, seen map[string]int)
 			}
 		}
 		switch {
+		case ins.IsPseudoCall():
+			seen["call"]++
 		case ins.IsJumpWithOffset() && ins.Off < 0:
 			seen["loop"]++
 			if depth > 1 {
