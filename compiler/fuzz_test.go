@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,7 +18,7 @@ import (
 
 // FuzzCompileBytes drives the whole compile — detection, loading (raw bytes
 // or an ELF object), the pass pipeline and the backend — with arbitrary
-// bytes. The first byte selects the mode (bit 0: the input is an xlated dump
+// bytes, twice (the results must be identical). The first byte selects the mode (bit 0: the input is an xlated dump
 // with the kernel-internal forms; bit 1: the context is plain memory, as for
 // syscall programs and the conformance suite). Any input either gives an error or code
 // for which checkImage holds; a panic is a finding.
@@ -53,6 +54,14 @@ func FuzzCompileBytes(f *testing.F) {
 			}
 			if err := checkImage(res.Image, res.Target); err != nil {
 				t.Fatalf("%s: %v", in.Name, err)
+			}
+			// Compiling is deterministic (and does not modify the input).
+			again, err := Compile(in, o)
+			if err != nil {
+				t.Fatalf("%s: second compile: %v", in.Name, err)
+			}
+			if !bytes.Equal(again.Image.Code(), res.Image.Code()) {
+				t.Fatalf("%s: two compiles of the same input differ", in.Name)
 			}
 		}
 	})
