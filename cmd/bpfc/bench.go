@@ -33,6 +33,7 @@ type benchFlags struct {
 	mem       string
 	batch     int
 	cpu       bool
+	noYield   bool
 }
 
 func newBench(g *globals) *cobra.Command {
@@ -78,6 +79,7 @@ once and run many times (--interp: the reference interpreter); the last line is
 	fl.StringVar(&f.mem, "mem", "", "with --run: memory as hex bytes (default: the file's, or 64 KiB for memsum)")
 	fl.IntVar(&f.batch, "batch", 0, "also compile this many programs concurrently (CompileBatch, all cores) and report the speedup over one worker")
 	fl.BoolVar(&f.cpu, "cpu", false, "report CPU time instead of wall time on the last line")
+	fl.BoolVar(&f.noYield, "no-yield-check", false, "with --run: load without the vm's budget check before backward jumps (vm.LoadOptions.NoYieldCheck: the kernel's exact loop code)")
 	return cmd
 }
 
@@ -417,13 +419,23 @@ func (f *benchFlags) benchRun(g *globals, srcs []benchSource) error {
 				executed = int64(res.Insns)
 			}
 		}
-		p, err := vm.Load(in.Prog, &vm.LoadOptions{Options: vm.Options{Name: in.Name}, Xlated: f.fromXlated})
+		p, err := vm.Load(in.Prog, &vm.LoadOptions{Options: vm.Options{Name: in.Name}, Xlated: f.fromXlated, NoYieldCheck: f.noYield})
 		if err != nil {
 			return fileErr(in.File, errName, err)
 		}
 		defer p.Close()
+		// A Runner keeps one stack for all the runs: the cheapest way to
+		// call a program many times (Runner.Run when there is no memory).
+		r, err := p.NewRunner()
+		if err != nil {
+			return fileErr(in.File, errName, err)
+		}
+		defer r.Close()
 		rc := &vm.RunConfig{Mem: mem}
-		runOnce = func() (uint64, error) { return p.RunConfig(ctx, rc) }
+		runOnce = func() (uint64, error) { return r.RunConfig(ctx, rc) }
+		if len(mem) == 0 {
+			runOnce = func() (uint64, error) { return r.Run(0, 0) }
+		}
 	}
 	r0, err := runOnce() // warm-up, and the result printed
 	if err != nil {
