@@ -360,8 +360,9 @@ func Compile(in *Input, o Options) (*Result, error) {
 // src to the same code: maps, globals and arena globals by symbol, kfuncs by
 // name, helpers by passes.HelperSymbol, and __bpf_call_base. The ld_imm64s
 // and helper/kfunc calls of the two programs are paired in order (the
-// verifier's insertions, such as division guards, add neither); when they
-// do not pair up it reports false.
+// verifier's insertions, such as division guards, add neither; a helper
+// call the kernel inlines is skipped); when they do not pair up it reports
+// false.
 func KernelSymbols(src, jit *ir.Program, callBase uint64) (map[string]uint64, bool) {
 	events := func(p *ir.Program) []int {
 		var out []int
@@ -377,20 +378,25 @@ func KernelSymbols(src, jit *ir.Program, callBase uint64) (map[string]uint64, bo
 		return out
 	}
 	se, je := events(src), events(jit)
-	if len(se) != len(je) {
-		return nil, false
-	}
 	syms := map[string]uint64{passes.CallBaseSymbol: callBase}
-	for k, i := range se {
-		s, j := src.Insns[i], jit.Insns[je[k]]
+	k := 0 // next kernel event
+	for n, i := range se {
+		s := src.Insns[i]
 		a := src.Aux[i]
-		if s.IsLdImm64() != j.IsLdImm64() {
+		// A helper the kernel inlined leaves no call behind: skip such a
+		// call while the original has more events left than the kernel's.
+		if s.IsHelperCall() && inlinedHelpers[s.Imm] && len(se)-n > len(je)-k {
+			continue
+		}
+		if k >= len(je) || s.IsLdImm64() != jit.Insns[je[k]].IsLdImm64() {
 			return nil, false
 		}
+		j := jit.Insns[je[k]]
+		k++
 		switch {
 		case s.IsLdImm64():
 			if a.Symbol != "" && (a.SymbolKind == ir.SymMap || a.SymbolKind == ir.SymArena) {
-				addr := ir.Imm64(j, jit.Insns[je[k]+1])
+				addr := ir.Imm64(j, jit.Insns[je[k-1]+1])
 				if s.Src == ir.PseudoMapValue || s.Src == ir.PseudoMapIdxValue {
 					addr -= uint64(uint32(src.Insns[i+1].Imm))
 				}
@@ -405,8 +411,18 @@ func KernelSymbols(src, jit *ir.Program, callBase uint64) (map[string]uint64, bo
 			syms[passes.HelperSymbol(s.Imm)] = callBase + uint64(int64(j.Imm))
 		}
 	}
+	if k != len(je) {
+		return nil, false
+	}
 	return syms, true
 }
+
+// inlinedHelpers are the helpers the 6.18 verifier may replace by inline
+// code on x86-64 (no call left in the xlated program): map lookups of array
+// maps, smp_processor_id, current_task(_btf), jiffies64, per-cpu pointers,
+// bpf_loop, the get_func_arg family, percpu map lookups.
+var inlinedHelpers = map[int32]bool{1: true, 8: true, 35: true, 118: true, 153: true, 154: true, 158: true,
+	181: true, 183: true, 184: true, 185: true, 195: true}
 
 // SourceError is an error at an instruction that came from a known C line.
 type SourceError struct {
