@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -19,8 +21,14 @@ func (f *compileFlags) htmlSetup(o *compiler.Options, dumper func(*zap.Logger, p
 	if len(inputs) != 1 {
 		return nil, usagef("--html needs exactly one program, got %d: select one with --prog", len(inputs))
 	}
+	// Every pass is snapshotted, so check the names here as the pipeline
+	// would have.
+	names := compiler.PipelineFor(inputs[0], f.fromXlated).Names()
 	want := map[string]bool{}
 	for _, d := range f.dumpAfter {
+		if d != "all" && !slices.Contains(names, d) {
+			return nil, fmt.Errorf("--dump-after: no pass %q in the pipeline (passes: %v)", d, names)
+		}
 		want[d] = true
 	}
 	o.DumpAfter = []string{"all"}

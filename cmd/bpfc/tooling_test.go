@@ -83,6 +83,10 @@ func TestHTMLFlag(t *testing.T) {
 	r = bpfc(t, nil, "compile", "--prog", "alu_loop", "--format", "hex", "--html", out, "--dump-after", "zext", file)
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Equal(t, 1, strings.Count(r.stderr, "--- after pass "), r.stderr)
+	// Unknown pass names are refused as without --html.
+	r = bpfc(t, nil, "compile", "--prog", "alu_loop", "--html", out, "--dump-after", "nosuch", file)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, `--dump-after: no pass "nosuch" in the pipeline`)
 	r = bpfc(t, nil, "compile", "--html", out, file)
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "--html needs exactly one program, got 2")
