@@ -27,7 +27,7 @@ func (f *compileFlags) htmlSetup(o *compiler.Options, dumper func(*zap.Logger, p
 	want := map[string]bool{}
 	for _, d := range f.dumpAfter {
 		if d != "all" && !slices.Contains(names, d) {
-			return nil, fmt.Errorf("--dump-after: no pass %q in the pipeline (passes: %v)", d, names)
+			return nil, fileErr(inputs[0].File, inputs[0].Name, fmt.Errorf("--dump-after: no pass %q in the pipeline (passes: %v)", d, names))
 		}
 		want[d] = true
 	}

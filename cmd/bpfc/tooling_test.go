@@ -86,7 +86,7 @@ func TestHTMLFlag(t *testing.T) {
 	// Unknown pass names are refused as without --html.
 	r = bpfc(t, nil, "compile", "--prog", "alu_loop", "--html", out, "--dump-after", "nosuch", file)
 	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stderr, `--dump-after: no pass "nosuch" in the pipeline`)
+	require.Contains(t, r.stderr, `bpfc: `+file+`: alu_loop: --dump-after: no pass "nosuch" in the pipeline`)
 	r = bpfc(t, nil, "compile", "--html", out, file)
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "--html needs exactly one program, got 2")
