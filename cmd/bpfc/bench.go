@@ -351,6 +351,11 @@ func (f *benchFlags) benchBatch(g *globals, srcs []benchSource) error {
 	fmt.Fprintf(g.stdout, "batch: %d programs, %d insns: 1 worker %v (%.1f ns/insn), %d workers %v (%.1f ns/insn), speedup %.2fx; cpu/wall %.2f and %.2f, load average %s\n",
 		len(batch), n, w1.Round(time.Millisecond), float64(w1.Nanoseconds())/float64(n), procs, wn.Round(time.Millisecond),
 		float64(wn.Nanoseconds())/float64(n), float64(w1)/float64(wn), float64(c1)/float64(w1), float64(cn)/float64(wn), loadAvg())
+	// On a loaded machine the wall-clock speedup only shows what the
+	// scheduler gave; the CPU time shows what going parallel costs: with
+	// idle cores the speedup would be about procs * cpu1 / cpuN.
+	fmt.Fprintf(g.stdout, "batch cpu: 1 worker %v, %d workers %v: parallel overhead %.0f%%, speedup on %d idle cores about %.2fx\n",
+		c1.Round(time.Millisecond), procs, cn.Round(time.Millisecond), 100*(float64(cn)/float64(c1)-1), procs, min(float64(procs), float64(procs)*float64(c1)/float64(cn)))
 	return nil
 }
 
