@@ -69,6 +69,9 @@ type Error struct {
 	// Raw, for raw input that did not decode, is its bytes (ErrorContext
 	// shows the slots around the instruction the error names).
 	Raw []byte
+	// Text, for assembly input that did not parse, is its text
+	// (ErrorContext shows the lines around the one the error names).
+	Text []byte
 }
 
 func (e *Error) Error() string {
@@ -173,7 +176,7 @@ func LoadBytes(path string, data []byte, o LoadOptions) ([]*Input, error) {
 	case KindAsm:
 		f, err := asm.Parse(data)
 		if err != nil {
-			return nil, &Error{File: path, Err: err}
+			return nil, &Error{File: path, Err: err, Text: data}
 		}
 		if f.Program == nil {
 			return nil, &Error{File: path, Err: errors.New("no program (neither an asm nor a raw section)")}

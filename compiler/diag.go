@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/ir/asm"
 )
 
 // ErrorContext shows where an error from Load or Compile happened, the way
@@ -23,14 +24,19 @@ import (
 //	>    6: (07) r0 += 1
 //	        ^ instruction 6: ...
 //
-// For raw input that does not decode, it shows the 8-byte slots around the
+// For assembly input that does not parse, it shows the lines around the
+// one the error names. For raw input that does not decode, it shows the 8-byte slots around the
 // one the error names in hex, with the text of those that decode on their
 // own (jumps, whose targets are elsewhere, do not). It returns "" when the error names no instruction (a file that does
 // not open, an empty or truncated program, an unknown format).
 func ErrorContext(err error, radius int) string {
 	var ce *Error
 	var ie *ir.Error
-	if !errors.As(err, &ce) || !errors.As(err, &ie) {
+	var ae *asm.Error
+	if errors.As(err, &ce) && ce.Text != nil && errors.As(err, &ae) {
+		return textContext(ce.Text, ae, radius)
+	}
+	if ce == nil || !errors.As(err, &ie) {
 		return ""
 	}
 	if ce.Prog == nil && ce.Raw != nil {
@@ -118,6 +124,28 @@ func rawContext(raw []byte, ie *ir.Error, radius int) string {
 		fmt.Fprintf(&b, "  %s %5d: % x  %s\n", mark, i, slot, text)
 		if i == ie.Index {
 			fmt.Fprintf(&b, "  %s ^ %s\n", strings.Repeat(" ", 7), ie.Error())
+		}
+	}
+	return b.String()
+}
+
+// textContext shows the lines of assembly text around the one an error
+// names.
+func textContext(text []byte, ae *asm.Error, radius int) string {
+	lines := strings.Split(strings.TrimSuffix(string(text), "\n"), "\n")
+	at := ae.Line - 1
+	if at < 0 || at >= len(lines) {
+		return ""
+	}
+	var b strings.Builder
+	for i := max(0, at-radius); i <= min(len(lines)-1, at+radius); i++ {
+		mark := " "
+		if i == at {
+			mark = ">"
+		}
+		fmt.Fprintf(&b, "  %s %5d | %s\n", mark, i+1, strings.TrimRight(lines[i], "\r"))
+		if i == at {
+			fmt.Fprintf(&b, "  %s ^ %s\n", strings.Repeat(" ", 7), ae.Error())
 		}
 	}
 	return b.String()

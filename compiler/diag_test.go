@@ -65,6 +65,15 @@ func TestErrorContext(t *testing.T) {
 	require.Empty(t, ErrorContext(err, 3))
 	require.Empty(t, ErrorContext(errors.New("plain"), 3))
 
+	// Assembly that does not parse: the text around the line.
+	_, err = LoadBytes("bad.data", []byte("-- asm\nmov %r0, 1\nfrob %r1\nexit\n-- result\n0x1\n"), LoadOptions{})
+	require.ErrorContains(t, err, "bad.data: line 3: ")
+	require.Equal(t, ""+
+		"        2 | mov %r0, 1\n"+
+		"  >     3 | frob %r1\n"+
+		"          ^ line 3: unknown mnemonic \"frob\"\n"+
+		"        4 | exit\n", ErrorContext(err, 1))
+
 	// Raw input that does not decode: the slots in hex.
 	bad := ir.Encode(&ir.Program{Insns: []ir.Instruction{{Op: 0xb7, Dst: ir.R0, Imm: 1}, {Op: 0xb7}, {Op: ir.OpExit}}})
 	bad[8] = 0xff
