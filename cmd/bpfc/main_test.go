@@ -192,11 +192,18 @@ func TestDump(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "   0: (85) call bpf_rcu_read_lock#0\n")
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err == nil {
-		// By default kfunc ids come from the running kernel's BTF.
+		// By default kfunc ids come from the running kernel's BTF; a BTF
+		// file gives the same.
 		r := bpfc(t, nil, "dump", "--prog", "caller_two", filepath.Join(elfDir, "calls.o"))
 		require.Equal(t, 0, r.code, r.stderr)
 		require.Regexp(t, `(?m)^   0: \(85\) call bpf_rcu_read_lock#[1-9]\d*$`, r.stdout)
+		r2 := bpfc(t, nil, "dump", "--kernel-btf", "/sys/kernel/btf/vmlinux", "--prog", "caller_two", filepath.Join(elfDir, "calls.o"))
+		require.Equal(t, 0, r2.code, r2.stderr)
+		require.Equal(t, r.stdout, r2.stdout)
 	}
+	r = bpfc(t, nil, "dump", "--kernel-btf", "/nonexistent/btf", filepath.Join(elfDir, "calls.o"))
+	require.Equal(t, 2, r.code)
+	require.Equal(t, "bpfc: --kernel-btf /nonexistent/btf: open /nonexistent/btf: no such file or directory\n", r.stderr)
 	require.Contains(t, r.stdout, "   2: (85) call pc+7#square_sum\n")
 	require.Contains(t, r.stdout, "; bpf_rcu_read_lock();\n")
 	r = bpfc(t, nil, "dump", "--no-source", filepath.Join(elfDir, "maps.o"))
