@@ -201,9 +201,9 @@ func TestDump(t *testing.T) {
 		require.Equal(t, 0, r2.code, r2.stderr)
 		require.Equal(t, r.stdout, r2.stdout)
 	}
-	r = bpfc(t, nil, "dump", "--kernel-btf", "/nonexistent/btf", filepath.Join(elfDir, "calls.o"))
-	require.Equal(t, 2, r.code)
-	require.Equal(t, "bpfc: --kernel-btf /nonexistent/btf: open /nonexistent/btf: no such file or directory\n", r.stderr)
+	bad := bpfc(t, nil, "dump", "--kernel-btf", "/nonexistent/btf", filepath.Join(elfDir, "calls.o"))
+	require.Equal(t, 2, bad.code)
+	require.Equal(t, "bpfc: --kernel-btf /nonexistent/btf: open /nonexistent/btf: no such file or directory\n", bad.stderr)
 	require.Contains(t, r.stdout, "   2: (85) call pc+7#square_sum\n")
 	require.Contains(t, r.stdout, "; bpf_rcu_read_lock();\n")
 	r = bpfc(t, nil, "dump", "--no-source", filepath.Join(elfDir, "maps.o"))
