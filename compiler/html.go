@@ -41,7 +41,45 @@ import (
 // Options.DumpAfter = []string{"all"} (a pass without a snapshot has a row
 // in the timing table but no column). Without machine code (NoBackend)
 // the x86 column is left out.
-func HTMLReport(w io.Writer, r *Result) error {
+func HTMLReport(w io.Writer, r *Result) error { return HTMLReports(w, []*Result{r}) }
+
+// HTMLReports is HTMLReport for several programs (those of one object, say)
+// in one page: a section per program, each with its header and columns,
+// and a list of the programs at the top. Selection stays within a
+// program; the fragment "#K:sel=N" (or "#K:line=N") acts on the K-th
+// program (0-based), "#sel=N" on the first.
+func HTMLReports(w io.Writer, results []*Result) error {
+	if len(results) == 0 {
+		return fmt.Errorf("no program to report")
+	}
+	b := &strings.Builder{}
+	title := fmt.Sprintf("%s: %s", filepath.Base(results[0].Input.File), results[0].Input.Name)
+	if len(results) > 1 {
+		title = fmt.Sprintf("%s: %d programs", filepath.Base(results[0].Input.File), len(results))
+	}
+	fmt.Fprintf(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>bpfc: %s</title>\n<style>%s</style>\n</head>\n<body>\n", esc(title), reportCSS)
+	if len(results) > 1 {
+		b.WriteString("<nav>programs:")
+		for k, r := range results {
+			fmt.Fprintf(b, " <a href=\"#prog-%d\">%s</a>", k, esc(filepath.Base(r.Input.File)+": "+r.Input.Name))
+		}
+		b.WriteString("</nav>\n")
+	}
+	for k, r := range results {
+		if err := reportProgram(b, k, r); err != nil {
+			if len(results) > 1 {
+				return fmt.Errorf("%s: %w", r.Input.Name, err)
+			}
+			return err
+		}
+	}
+	b.WriteString("<script>" + reportJS + "</script>\n</body>\n</html>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// reportProgram writes the section of program k.
+func reportProgram(b *strings.Builder, k int, r *Result) error {
 	var rows []listRow
 	if r.Image != nil {
 		var err error
@@ -49,20 +87,19 @@ func HTMLReport(w io.Writer, r *Result) error {
 			return err
 		}
 	}
-	b := &strings.Builder{}
 	title := fmt.Sprintf("%s: %s", filepath.Base(r.Input.File), r.Input.Name)
-	fmt.Fprintf(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>bpfc: %s</title>\n<style>%s</style>\n</head>\n<body>\n", esc(title), reportCSS)
+	fmt.Fprintf(b, "<div class=\"prog\" id=\"prog-%d\">\n", k)
 
 	// Header: program, target, layout passes, pass timing.
-	fmt.Fprintf(b, "<header>\n<h1>bpfc: %s</h1>\n<p id=\"summary\">", esc(title))
+	fmt.Fprintf(b, "<header>\n<h1>bpfc: %s</h1>\n<p class=\"summary\">", esc(title))
 	if r.Input.Section != "" {
 		fmt.Fprintf(b, "section %s, ", esc(r.Input.Section))
 	}
 	fmt.Fprintf(b, "%d instructions loaded, %d after the passes, target %s", r.Input.Prog.Len(), r.Prog.Len(), esc(r.Target.Name))
 	if r.Image != nil {
-		fmt.Fprintf(b, ", %d functions, %d bytes of x86 code, <span id=\"layout-passes\">%d</span> layout passes", len(r.Image.Funcs), len(r.Image.Code()), r.Image.Passes)
+		fmt.Fprintf(b, ", %d functions, %d bytes of x86 code, <span class=\"layout-passes\">%d</span> layout passes", len(r.Image.Funcs), len(r.Image.Code()), r.Image.Passes)
 	}
-	b.WriteString("</p>\n<table id=\"timing\">\n<tr><th>pass</th><th>time</th><th>instructions</th><th>changed</th></tr>\n")
+	b.WriteString("</p>\n<table class=\"timing\">\n<tr><th>pass</th><th>time</th><th>instructions</th><th>changed</th></tr>\n")
 	var total time.Duration
 	if r.Passes != nil {
 		for _, st := range r.Passes.Stats {
@@ -74,7 +111,7 @@ func HTMLReport(w io.Writer, r *Result) error {
 	fmt.Fprintf(b, "<tr><td>total</td><td class=\"num\">%s</td><td></td><td></td></tr>\n</table>\n", total)
 	b.WriteString("<p class=\"help\">Click an instruction (or hover it) to highlight it in every column and the x86 code it became, or a C line for all its instructions; " +
 		"<span class=\"i ch\">changed by the pass</span> <span class=\"i ins\">inserted</span> <span class=\"x ex\">covered by the exception table</span>. " +
-		"<span id=\"status\"></span></p>\n</header>\n<main id=\"columns\">\n")
+		"<span class=\"status\"></span></p>\n</header>\n<main class=\"columns\">\n")
 
 	// Program columns.
 	lines := lineIDs{}
@@ -118,9 +155,8 @@ func HTMLReport(w io.Writer, r *Result) error {
 		}
 		b.WriteString("</div></section>\n")
 	}
-	b.WriteString("</main>\n<script>" + reportJS + "</script>\n</body>\n</html>\n")
-	_, err := io.WriteString(w, b.String())
-	return err
+	b.WriteString("</main>\n</div>\n")
+	return nil
 }
 
 // lineIDs numbers the C source lines of a report ("file:line"), in the
@@ -207,10 +243,12 @@ body { font-family: sans-serif; margin: 0; font-size: 13px; }
 header { padding: 6px 12px; border-bottom: 1px solid #bbb; background: #f6f6f6; }
 h1 { font-size: 16px; margin: 4px 0; }
 h2 { font-size: 13px; margin: 0; padding: 4px 6px; background: #e4e4ee; position: sticky; top: 0; }
-#timing { border-collapse: collapse; margin: 4px 0; }
-#timing td, #timing th { border: 1px solid #ccc; padding: 1px 6px; text-align: left; }
-#timing td.num { text-align: right; font-family: monospace; }
+.timing { border-collapse: collapse; margin: 4px 0; }
+.timing td, .timing th { border: 1px solid #ccc; padding: 1px 6px; text-align: left; }
+.timing td.num { text-align: right; font-family: monospace; }
 .help { color: #444; margin: 4px 0; }
+nav { padding: 6px 12px; background: #e8e8f0; }
+.prog + .prog { border-top: 3px solid #889; }
 main { display: flex; align-items: flex-start; overflow-x: auto; }
 .col { flex: 0 0 auto; border-right: 1px solid #ccc; max-height: 100vh; overflow-y: auto; }
 .code { font-family: monospace; padding: 2px 6px; font-size: 12px; }
@@ -233,49 +271,60 @@ h2.folded + .code { display: none; }
 
 const reportJS = `
 (function () {
-  // The selection is an attribute selector: [data-o="N"] for original
-  // instruction N, [data-l="N"] for C line N (a click on a C line).
-  var cur = null;
+  // The selection is a program section and an attribute selector within
+  // it: [data-o="N"] for original instruction N, [data-l="N"] for C line N.
+  var cur = null, curRoot = null;
   function key(e) {
     return e.dataset.o !== undefined ? '[data-o="' + e.dataset.o + '"]' : '[data-l="' + e.dataset.l + '"]';
   }
-  function all(k) { return document.querySelectorAll(k); }
-  function mark(k, cls, on) { all(k).forEach(function (e) { e.classList.toggle(cls, on); }); }
+  function all(root, k) { return root.querySelectorAll(k); }
+  function mark(root, k, cls, on) { all(root, k).forEach(function (e) { e.classList.toggle(cls, on); }); }
   function target(ev) {
     return ev.target.closest("[data-o]") || ev.target.closest(".src[data-l]");
   }
-  function status() {
-    var s = document.getElementById("status");
-    if (cur === null) { s.textContent = ""; document.body.removeAttribute("data-selected"); return; }
+  function status(root) {
+    var s = root.querySelector(".status");
+    if (cur === null) { s.textContent = ""; root.removeAttribute("data-selected"); return; }
     var cols = {};
-    all(cur).forEach(function (e) { cols[e.closest(".col").dataset.pass] = 1; });
+    all(root, cur).forEach(function (e) { cols[e.closest(".col").dataset.pass] = 1; });
     var m = /data-(o|l)="(\d+)"/.exec(cur);
-    var what = m[1] === "o" ? m[2] : "line:" + m[2];
-    document.body.setAttribute("data-selected", what);
-    s.textContent = (m[1] === "o" ? "instruction " : "C line #") + m[2] + ": " + all(cur).length + " lines in " + Object.keys(cols).length + " columns";
+    root.setAttribute("data-selected", m[1] === "o" ? m[2] : "line:" + m[2]);
+    s.textContent = (m[1] === "o" ? "instruction " : "C line #") + m[2] + ": " + all(root, cur).length + " lines in " + Object.keys(cols).length + " columns";
   }
-  function select(k) {
-    if (cur !== null) mark(cur, "sel", false);
-    cur = (cur === k) ? null : k;
-    if (cur !== null) mark(cur, "sel", true);
-    status();
+  function toggle(root, k) {
+    if (cur !== null && curRoot === root && cur === k) {
+      mark(root, k, "sel", false);
+      cur = null;
+      status(root);
+      return;
+    }
+    if (cur !== null) {
+      mark(curRoot, cur, "sel", false);
+      var old = curRoot;
+      cur = null;
+      status(old);
+    }
+    cur = k; curRoot = root;
+    mark(root, k, "sel", true);
+    status(root);
   }
   document.addEventListener("click", function (ev) {
     if (ev.target.matches("h2.head")) { ev.target.classList.toggle("folded"); return; }
     var e = target(ev);
-    if (e) select(key(e));
+    if (e) toggle(e.closest(".prog"), key(e));
   });
   document.addEventListener("mouseover", function (ev) {
     var e = target(ev);
-    if (e) mark(key(e), "hov", true);
+    if (e) mark(e.closest(".prog"), key(e), "hov", true);
   });
   document.addEventListener("mouseout", function (ev) {
     var e = target(ev);
-    if (e) mark(key(e), "hov", false);
+    if (e) mark(e.closest(".prog"), key(e), "hov", false);
   });
-  var m = /^#(sel|line)=(\d+)$/.exec(location.hash);
+  var m = /^#(?:(\d+):)?(sel|line)=(\d+)$/.exec(location.hash);
   if (m) {
-    var e = document.querySelector(m[1] === "sel" ? '[data-o="' + m[2] + '"]' : '.src[data-l="' + m[2] + '"]');
+    var root = document.getElementById("prog-" + (m[1] || "0"));
+    var e = root && root.querySelector(m[2] === "sel" ? '[data-o="' + m[3] + '"]' : '.src[data-l="' + m[3] + '"]');
     if (e) e.click();
   }
 })();

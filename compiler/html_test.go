@@ -70,7 +70,7 @@ func TestHTMLReportStructure(t *testing.T) {
 	for _, st := range r.Passes.Stats {
 		require.Contains(t, page, `<tr data-pass="`+st.Pass+`"><td>`+st.Pass+`</td>`)
 	}
-	require.Contains(t, page, `<span id="layout-passes">3</span> layout passes`)
+	require.Contains(t, page, `<span class="layout-passes">3</span> layout passes`)
 	// The arena pass turns the loads into PROBE_MEM32 ones: marked changed.
 	require.Contains(t, cols["arena"], `<div class="i ch" data-o="3" data-l="0">    3: (a1) r0 = *(u32 *)(r1 +0) probe_mem32<span class="aux">  ; ptr=arena</span></div>`)
 	require.Contains(t, cols["input"], `<div class="i" data-o="3" data-l="0">    3: (61) r0 = *(u32 *)(r1 +0)</div>`)
@@ -96,13 +96,7 @@ func TestHTMLReportStructure(t *testing.T) {
 // instruction is selected in every column, the x86 column included, and
 // nothing else is.
 func TestHTMLReportChromium(t *testing.T) {
-	chrome := ""
-	for _, c := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(c); err == nil {
-			chrome = p
-			break
-		}
-	}
+	chrome := chromium()
 	if chrome == "" {
 		t.Skip("no chromium in PATH (apt-get install -y chromium)")
 	}
@@ -190,4 +184,58 @@ func TestHTMLReportInserted(t *testing.T) {
 	require.Len(t, inserted, r.Prog.Len()-3)
 	require.Contains(t, cols["fixups"], `data-o="1"`)
 	require.Contains(t, cols["input"], `<div class="i" data-o="1">    1: (3f) r0 /= r1</div>`)
+}
+
+// TestHTMLReports: several programs in one page, each with its columns;
+// a selection stays within its program (checked in Chromium when
+// present).
+func TestHTMLReports(t *testing.T) {
+	ins, err := Load(filepath.Join(elfDir, "alu.o"), LoadOptions{})
+	require.NoError(t, err)
+	require.Len(t, ins, 2)
+	var results []*Result
+	for _, in := range ins {
+		r, err := Compile(in, Options{Target: amd64.Host(), ExecBase: []uint64{0x10000}, DumpAfter: []string{"all"}})
+		require.NoError(t, err)
+		results = append(results, r)
+	}
+	var b strings.Builder
+	require.NoError(t, HTMLReports(&b, results))
+	page := b.String()
+	progs := strings.Split(page, `<div class="prog" id="prog-`)[1:]
+	require.Len(t, progs, 2)
+	for k, r := range results {
+		require.Contains(t, progs[k], "<h1>bpfc: alu.o: "+r.Input.Name+"</h1>")
+		names, _ := columnsOf(progs[k])
+		require.Len(t, names, len(r.Passes.Stats)+2)
+	}
+	require.Contains(t, page, `<nav>programs: <a href="#prog-0">alu.o: alu_loop</a> <a href="#prog-1">alu.o: xdp_bits</a></nav>`)
+
+	chrome := chromium()
+	if chrome == "" {
+		t.Skip("no chromium in PATH (apt-get install -y chromium)")
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "report.html")
+	require.NoError(t, os.WriteFile(file, []byte(page), 0o644))
+	dom := chromiumDOM(t, chrome, dir, file, "#1:sel=3")
+	progs = strings.Split(dom, `<div class="prog" id="prog-`)[1:]
+	require.Len(t, progs, 2)
+	require.NotContains(t, progs[0], " sel")
+	require.NotContains(t, progs[0], "data-selected")
+	require.Contains(t, progs[1], `data-selected="3"`)
+	_, cols := columnsOf(progs[1])
+	for n, c := range cols {
+		require.Regexp(t, `<div class="[^"]*\bsel\b[^"]*" data-o="3"`, c, n)
+	}
+}
+
+// chromium returns the path of a Chromium binary, or "".
+func chromium() string {
+	for _, c := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(c); err == nil {
+			return p
+		}
+	}
+	return ""
 }

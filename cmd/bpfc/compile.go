@@ -145,7 +145,7 @@ renamed over FILE only when everything succeeded.`,
 	fl.BoolVar(&f.fakeMaps, "fake-map-addrs", false, "give maps without --symbol a made-up kernel address (code shape as the kernel's, addresses not)")
 	fl.BoolVar(&f.noKallsyms, "no-kallsyms", false, "do not look helper and kfunc callees up in /proc/kallsyms (linux-6.18 target): calls keep their immediates")
 	fl.BoolVar(&f.noBackend, "no-backend", false, "stop after the passes (with --dump-after, to inspect them)")
-	fl.StringVar(&f.html, "html", "", "write an HTML report to FILE: the program after each pass side by side and the x86 listing (one program)")
+	fl.StringVar(&f.html, "html", "", "write an HTML report to FILE: the program after each pass side by side and the x86 listing (every program, one section each)")
 	return cmd
 }
 

@@ -18,8 +18,8 @@ func (f *compileFlags) htmlSetup(o *compiler.Options, dumper func(*zap.Logger, p
 	if f.html == "" {
 		return dumper, nil
 	}
-	if len(inputs) != 1 {
-		return nil, usagef("--html needs exactly one program, got %d: select one with --prog", len(inputs))
+	if len(inputs) == 0 {
+		return dumper, nil
 	}
 	// Every pass is snapshotted, so check the names here as the pipeline
 	// would have.
@@ -45,8 +45,8 @@ func (f *compileFlags) writeHTML(results []*compiler.Result) error {
 		return nil
 	}
 	var buf bytes.Buffer
-	if err := compiler.HTMLReport(&buf, results[0]); err != nil {
-		return &compiler.Error{File: results[0].Input.File, Program: results[0].Input.Name, Err: err}
+	if err := compiler.HTMLReports(&buf, results); err != nil {
+		return &compiler.Error{File: results[0].Input.File, Err: err}
 	}
 	return writeOutput(nil, f.html, buf.Bytes())
 }

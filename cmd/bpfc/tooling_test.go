@@ -61,8 +61,8 @@ func TestJSONDumpFields(t *testing.T) {
 	require.Equal(t, names, passes)
 }
 
-// TestHTMLFlag: --html writes the report of the one program, leaves the
-// other output as it was, and refuses more than one program.
+// TestHTMLFlag: --html writes the report of the programs and leaves the
+// other output as it was.
 func TestHTMLFlag(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -87,9 +87,12 @@ func TestHTMLFlag(t *testing.T) {
 	r = bpfc(t, nil, "compile", "--prog", "alu_loop", "--html", out, "--dump-after", "nosuch", file)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, `bpfc: `+file+`: alu_loop: --dump-after: no pass "nosuch" in the pipeline`)
-	r = bpfc(t, nil, "compile", "--html", out, file)
-	require.Equal(t, 2, r.code)
-	require.Contains(t, r.stderr, "--html needs exactly one program, got 2")
+	// Every program of the object, one section each.
+	r = bpfc(t, nil, "compile", "--format", "hex", "--html", out, file)
+	require.Equal(t, 0, r.code, r.stderr)
+	page, err = os.ReadFile(out)
+	require.NoError(t, err)
+	require.Equal(t, 2, strings.Count(string(page), `<div class="prog" id="prog-`))
 }
 
 // TestContextFlag: --context N adds the program around the failing
