@@ -353,7 +353,7 @@ func upperLiveness(p *ir.Program) ([]ir.RegSet, error) {
 					case ins.IsHelperCall() || ins.Op == ir.OpTailCall:
 						li = o&^callerSaved | helperArgs(ins)
 					default:
-						li = o&^defs(ins) | uses64(ins)
+						li = liveThrough(o, ins)
 					}
 					if o != out[i] || li != in[i] {
 						out[i], in[i] = o, li
@@ -394,4 +394,42 @@ func helperArgs(ins ir.Instruction) ir.RegSet {
 		s = s.Add(r)
 	}
 	return s
+}
+
+// liveThrough is o&^defs(ins) | uses64(ins) with the common forms (ALU,
+// plain loads and stores) computed inline; TestLiveThrough checks it
+// against defs and uses64 over every opcode.
+func liveThrough(o ir.RegSet, ins ir.Instruction) ir.RegSet {
+	dst := ir.RegSet(1) << (ins.Dst & 15)
+	switch ins.Class() {
+	case ir.ClassALU64:
+		op := ins.ALUOp()
+		if op == ir.ALUEnd {
+			break
+		}
+		u := ir.RegSet(0)
+		if ins.Source() == ir.SourceX && op != ir.ALUNeg {
+			u = ir.RegSet(1) << (ins.Src & 15)
+		}
+		if op != ir.ALUMov {
+			u |= dst
+		}
+		return o&^dst | u
+	case ir.ClassALU:
+		if ins.ALUOp() == ir.ALUEnd {
+			break
+		}
+		return o &^ dst
+	case ir.ClassLDX:
+		return o&^dst | ir.RegSet(1)<<(ins.Src&15)
+	case ir.ClassSTX:
+		if ins.Mode() != ir.ModeMEM {
+			break
+		}
+		if ins.Size() == ir.SizeDW {
+			return o | dst | ir.RegSet(1)<<(ins.Src&15)
+		}
+		return o | dst
+	}
+	return o&^defs(ins) | uses64(ins)
 }
