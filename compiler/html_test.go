@@ -239,3 +239,52 @@ func chromium() string {
 	}
 	return ""
 }
+
+// TestHTMLReportCorpus writes the report of every program of the test
+// objects (testdata/elf, testdata/arena): no error, a column per pass, and
+// in the x86 column every original instruction that survived the passes.
+func TestHTMLReportCorpus(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(elfDir, "*.o"))
+	more, _ := filepath.Glob("../testdata/arena/*.o")
+	files = append(files, more...)
+	require.NotEmpty(t, files)
+	tgt := amd64.Linux618() // calls reach the kernel's helpers from the module area
+	tgt.UserVMStart = 0x100000000
+	tgt.KernVMStart = 0xffffc90000000000
+	n := 0
+	for _, f := range files {
+		ins, err := Load(f, LoadOptions{})
+		if err != nil {
+			t.Logf("%s: %v", f, err) // e.g. kfuncs this kernel lacks
+			continue
+		}
+		var results []*Result
+		for _, in := range ins {
+			r, err := Compile(in, Options{Target: tgt, FakeMapAddrs: true, DumpAfter: []string{"all"}})
+			if err != nil {
+				t.Logf("%v", err) // out of scope (bpf_loop...), not the report's business
+				continue
+			}
+			results = append(results, r)
+		}
+		if len(results) == 0 {
+			continue
+		}
+		var b strings.Builder
+		require.NoError(t, HTMLReports(&b, results), f)
+		progs := strings.Split(b.String(), `<div class="prog" id="prog-`)[1:]
+		require.Len(t, progs, len(results))
+		for k, r := range results {
+			names, cols := columnsOf(progs[k])
+			require.Len(t, names, len(r.Passes.Stats)+2, "%s: %s", f, r.Input.Name)
+			for i, a := range r.Prog.Aux {
+				if a.OrigIndex >= 0 && !(i > 0 && r.Prog.Insns[i-1].IsLdImm64()) {
+					require.Contains(t, cols["x86"], `data-o="`+strconv.Itoa(int(a.OrigIndex))+`"`, "%s: %s: instruction %d", f, r.Input.Name, i)
+				}
+			}
+			n++
+		}
+	}
+	t.Logf("%d programs", n)
+	require.Greater(t, n, 30)
+}
