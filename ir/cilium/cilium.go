@@ -30,6 +30,8 @@
 //   - a reference on a map load (Instruction.Reference, as cilium's ELF
 //     loader sets it) becomes ir.Aux.Symbol with ir.SymMap, so that
 //     pipeline.Context.Symbols can give the map's address;
+//   - a reference on a kfunc call names the kfunc (ir.SymKfunc), as
+//     ToInstructions writes it;
 //   - BTF line info (Instruction.Source() of type *btf.Line) becomes
 //     ir.Aux.Line, so listings and diagnostics show the C lines.
 //
@@ -39,8 +41,8 @@
 // instructions still have clang's offsets).
 //
 // ToInstructions sets the reverse: Symbol on the first instruction of each
-// function that a call names, Reference on calls and loads that name a
-// symbol, and the C line as an asm.Comment source.
+// function that a call names, Reference on calls (bpf-to-bpf and kfunc)
+// and loads that name a symbol, and the C line as an asm.Comment source.
 package cilium
 
 import (
@@ -106,6 +108,8 @@ func FromInstructions(insns asm.Instructions) (*ir.Program, error) {
 				a.Symbol, a.SymbolKind = ref, ir.SymFunc
 			case pi.IsLdImm64() && pi.Src != ir.PseudoNone && pi.Src != ir.PseudoFunc:
 				a.Symbol, a.SymbolKind = ref, ir.SymMap
+			case pi.IsKfuncCall():
+				a.Symbol, a.SymbolKind = ref, ir.SymKfunc
 			}
 		}
 		switch src := ins.Source().(type) {
@@ -165,7 +169,7 @@ func ToInstructions(p *ir.Program) (asm.Instructions, error) {
 		if name, ok := named[i]; ok {
 			insns[k] = insns[k].WithSymbol(name)
 		}
-		if a.Symbol != "" && (a.SymbolKind == ir.SymFunc || a.SymbolKind == ir.SymMap) {
+		if a.Symbol != "" && (a.SymbolKind == ir.SymFunc || a.SymbolKind == ir.SymMap || a.SymbolKind == ir.SymKfunc) {
 			insns[k] = insns[k].WithReference(a.Symbol)
 		}
 		if l := a.Line; l != nil {

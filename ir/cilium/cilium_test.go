@@ -92,6 +92,18 @@ func TestRoundTrip(t *testing.T) {
 	require.Equal(t, p.Insns, p2.Insns)
 	require.Equal(t, p.Aux, p2.Aux)
 
+	// kfunc names and C lines survive the round trip.
+	k := ir.NewProgram("kf", []ir.Instruction{{Op: ir.OpCall, Src: ir.CallKfunc, Imm: 1234}, {Op: ir.OpExit}})
+	k.Aux[0].Symbol, k.Aux[0].SymbolKind = "bpf_arena_alloc_pages", ir.SymKfunc
+	k.Aux[0].Line = &ir.SourceLine{File: "a.c", Line: 7, Text: "p = bpf_arena_alloc_pages(...);"}
+	kb, err := cilium.ToInstructions(k)
+	require.NoError(t, err)
+	require.Equal(t, "bpf_arena_alloc_pages", kb[0].Reference())
+	k2, err := cilium.FromInstructions(kb)
+	require.NoError(t, err)
+	require.Equal(t, k.Insns, k2.Insns)
+	require.Equal(t, k.Aux, k2.Aux)
+
 	// Kernel-internal forms have no cilium encoding.
 	q := p.Clone()
 	q.Insns[8].Op = 0xdb&^0xe0 | uint8(ir.ModeProbeAtomic)
