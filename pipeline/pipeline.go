@@ -36,6 +36,9 @@
 //	changed   how many of them the pass changed
 //	program   one string per slot: "*" when changed (else " "), the
 //	          index, ": ", the instruction in verifier-log syntax
+//	orig      one number per slot: its index in the program as loaded
+//	          (ir.Aux.OrigIndex; -1 for inserted slots), to line
+//	          instructions up across passes
 //
 // plus the logger's own fields (bpfc adds file and prog).
 package pipeline
@@ -326,7 +329,9 @@ func sameAux(a, b ir.Aux) bool {
 // text, changed instructions marked with '*'.
 func LogDump(log *zap.Logger, s Snapshot, st Stat) {
 	lines := make([]string, 0, s.Program.Len())
+	orig := make([]int32, 0, s.Program.Len())
 	for i := range s.Program.Insns {
+		orig = append(orig, s.Program.Aux[i].OrigIndex)
 		mark := " "
 		if s.Changed != nil && s.Changed[i] {
 			mark = "*"
@@ -338,7 +343,8 @@ func LogDump(log *zap.Logger, s Snapshot, st Stat) {
 		zap.Duration("duration", st.Duration),
 		zap.Int("insns", s.Program.Len()),
 		zap.Int("changed", st.Changed),
-		zap.Strings("program", lines))
+		zap.Strings("program", lines),
+		zap.Int32s("orig", orig))
 }
 
 // Registry maps pass names to constructors.

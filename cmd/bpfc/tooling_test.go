@@ -17,8 +17,9 @@ import (
 // TestJSONDumpFields checks the documented fields of the JSON per-pass
 // dumps (README, "Per-pass dumps"): one object per pass, in pipeline
 // order, with msg "dump", file, prog, pass, duration (seconds), insns,
-// changed and program (one string per slot, "*" on changed ones), and
-// changed equal to the number of marked lines.
+// changed, program (one string per slot, "*" on changed ones) and orig
+// (original index per slot), and changed equal to the number of marked
+// lines.
 func TestJSONDumpFields(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(elfDir, "arena_globals.o")
@@ -54,6 +55,12 @@ func TestJSONDumpFields(t *testing.T) {
 			}
 		}
 		require.Equal(t, float64(marked), m["changed"], pass)
+		orig, ok := m["orig"].([]any)
+		require.True(t, ok, "%s: orig", pass)
+		require.Len(t, orig, len(prog), pass)
+		for k, o := range orig {
+			require.Equal(t, float64(k), o, "%s: no pass inserts or removes instructions in this program", pass)
+		}
 		if pass == "arena" {
 			require.Equal(t, "*    3: r0 = *(u32 *)(r1 +0) probe_mem32", prog[3], "arena rewrites the load")
 		}
