@@ -32,6 +32,9 @@ func Validate(p *Program, opts DecodeOptions) error {
 			i++
 			continue
 		}
+		if fastValid(ins) {
+			continue
+		}
 		if err := v.insn(ins); err != nil {
 			return errAt(i, "%v", err)
 		}
@@ -439,4 +442,33 @@ func (v validator) stx(ins Instruction) error {
 		return fmt.Errorf("invalid atomic operation 0x%x", uint32(ins.Imm))
 	}
 	return nil
+}
+
+// fastValid accepts, without the full checks, the forms most instructions
+// take (and that the full checks accept whatever the options): ALU
+// operations other than div/mod/neg/end, movs, and plain loads and stores,
+// with in-range registers and zero reserved fields. Anything else returns
+// false and goes through validator.insn (TestFastValid checks the subset
+// over every opcode).
+func fastValid(ins Instruction) bool {
+	switch ins.Class() {
+	case ClassALU, ClassALU64:
+		if ins.Dst >= R10 || ins.Off != 0 {
+			return false
+		}
+		switch ins.ALUOp() {
+		case ALUAdd, ALUSub, ALUMul, ALUOr, ALUAnd, ALULsh, ALURsh, ALUXor, ALUArsh, ALUMov:
+			if ins.Source() == SourceK {
+				return ins.Src == 0
+			}
+			return ins.Imm == 0 && ins.Src <= R10
+		}
+	case ClassLDX:
+		return ins.Mode() == ModeMEM && ins.Dst < R10 && ins.Src <= R10 && ins.Imm == 0
+	case ClassSTX:
+		return ins.Mode() == ModeMEM && ins.Dst <= R10 && ins.Src <= R10 && ins.Imm == 0
+	case ClassST:
+		return ins.Mode() == ModeMEM && ins.Dst <= R10 && ins.Src == 0
+	}
+	return false
 }
