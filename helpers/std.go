@@ -19,6 +19,7 @@ const (
 	IDGetSmpProcessorID  = 8
 	IDTailCall           = 12
 	IDKtimeGetBootNs     = 125
+	IDJiffies64          = 118
 	IDProbeRead          = 4
 	IDGetCurrentPidTgid  = 14
 	IDProbeReadUser      = 112
@@ -46,6 +47,7 @@ func Kernel() *Registry {
 	r.Register(IDGetPrandomU32, "bpf_get_prandom_u32", GetPrandomU32)
 	r.Register(IDGetSmpProcessorID, "bpf_get_smp_processor_id", func(*Context, uint64, uint64, uint64, uint64, uint64) uint64 { return 0 })
 	r.Register(IDKtimeGetBootNs, "bpf_ktime_get_boot_ns", KtimeGetNs)
+	r.Register(IDJiffies64, "bpf_jiffies64", Jiffies64)
 	r.Register(IDProbeRead, "bpf_probe_read", ProbeRead)
 	r.Register(IDProbeReadUser, "bpf_probe_read_user", ProbeRead)
 	r.Register(IDProbeReadKernel, "bpf_probe_read_kernel", ProbeRead)
@@ -91,6 +93,19 @@ func KtimeGetNs(c *Context, _, _, _, _, _ uint64) uint64 {
 		return c.Clock()
 	}
 	return uint64(time.Since(start).Nanoseconds())
+}
+
+// jiffiesHz is the tick rate Jiffies64 counts in (CONFIG_HZ=250, as on the
+// build machine's kernel).
+const jiffiesHz = 250
+
+// Jiffies64 is bpf_jiffies64: ticks since start, counted from the kernel's
+// INITIAL_JIFFIES (-300 s worth of ticks, truncated to 32 bits) so that it
+// is never 0, as on a booted kernel.
+func Jiffies64(c *Context, _, _, _, _, _ uint64) uint64 {
+	const initial = uint64(1<<32 - 300*jiffiesHz)
+	ns := KtimeGetNs(c, 0, 0, 0, 0, 0)
+	return initial + ns/(1_000_000_000/jiffiesHz)
 }
 
 // GetPrandomU32 is bpf_get_prandom_u32: a xorshift64* generator whose state
