@@ -132,9 +132,14 @@ func funcStackDepth(p *ir.Program, f ir.Func) (int32, error) {
 	// Block leaders: the entry, jump targets, instructions after jumps.
 	// The leaders are marked first (-1) and numbered after, so that the
 	// block states are allocated once.
-	leader := make([]int32, n) // index+1 into states, 0 = not a leader
+	// The direct path (sdDirect) needs no leaders, only this loop's checks.
+	direct := sdUseDirect && sdDirect(p, f)
+	var leader []int32 // index+1 into states, 0 = not a leader
+	if !direct {
+		leader = make([]int32, n)
+	}
 	mark := func(i int) {
-		if i >= f.Start && i < f.End {
+		if !direct && i >= f.Start && i < f.End {
 			leader[i-f.Start] = -1
 		}
 	}
@@ -163,7 +168,7 @@ func funcStackDepth(p *ir.Program, f ir.Func) (int32, error) {
 			i++
 		}
 	}
-	if sdUseDirect && sdDirect(p, f) {
+	if direct {
 		return sdDirectDepth(p, f)
 	}
 	nlead := int32(0)
@@ -389,33 +394,51 @@ func sdDirectDepth(p *ir.Program, f ir.Func) (int32, error) {
 	for len(work) > 0 {
 		i := work[len(work)-1]
 		work = work[:len(work)-1]
-		ins := p.Insns[i]
-		if ins.Dst <= ir.RAX && ins.Src <= ir.RAX {
-			switch ins.Class() {
-			case ir.ClassLDX:
-				if ins.Src == ir.R10 {
-					note(ins.Off)
-				}
-			case ir.ClassST:
-				if ins.Mode() != ir.ModeNOSPEC && ins.Dst == ir.R10 {
-					note(ins.Off)
-				}
-			case ir.ClassSTX:
-				if ins.Dst == ir.R10 {
-					note(ins.Off)
+		// Straight-line runs are followed in place; only the targets of
+		// jumps go on the work list.
+		for {
+			ins := p.Insns[i]
+			c := ins.Class()
+			if ins.Dst <= ir.RAX && ins.Src <= ir.RAX {
+				switch c {
+				case ir.ClassLDX:
+					if ins.Src == ir.R10 {
+						note(ins.Off)
+					}
+				case ir.ClassST:
+					if ins.Mode() != ir.ModeNOSPEC && ins.Dst == ir.R10 {
+						note(ins.Off)
+					}
+				case ir.ClassSTX:
+					if ins.Dst == ir.R10 {
+						note(ins.Off)
+					}
 				}
 			}
-		}
-		var err error
-		buf, err = succs(p, i, buf[:0])
-		if err != nil {
-			return 0, err
-		}
-		for _, t := range buf {
-			if t >= f.Start && t < f.End && !seen[t-f.Start] {
-				seen[t-f.Start] = true
-				work = append(work, t)
+			if !c.IsJump() {
+				next := i + 1
+				if ins.IsLdImm64() {
+					next = i + 2
+				}
+				if next >= f.End || seen[next-f.Start] {
+					break
+				}
+				seen[next-f.Start] = true
+				i = next
+				continue
 			}
+			var err error
+			buf, err = succs(p, i, buf[:0])
+			if err != nil {
+				return 0, err
+			}
+			for _, t := range buf {
+				if t >= f.Start && t < f.End && !seen[t-f.Start] {
+					seen[t-f.Start] = true
+					work = append(work, t)
+				}
+			}
+			break
 		}
 	}
 	return depth, nil
