@@ -335,7 +335,9 @@ func upperLiveness(p *ir.Program) ([]ir.RegSet, error) {
 						}
 					}
 					var li ir.RegSet
-					switch {
+					switch lf := liveTable[ins.Op]; {
+					case lf&lfSlow == 0: // the common forms: never an exit or a call
+						li = liveApply(o, ins, lf)
 					case ins.IsExit():
 						if global || retLive[k] {
 							li = regs(ir.R0)
@@ -396,40 +398,71 @@ func helperArgs(ins ir.Instruction) ir.RegSet {
 	return s
 }
 
-// liveThrough is o&^defs(ins) | uses64(ins) with the common forms (ALU,
-// plain loads and stores) computed inline; TestLiveThrough checks it
-// against defs and uses64 over every opcode.
+// liveThrough is o&^defs(ins) | uses64(ins), table-driven for the common
+// forms (ALU but byte swaps, loads, plain stores, ld_imm64): a switch on
+// the instruction class per instruction mispredicts on mixed code, a
+// lookup by opcode and masks do not. TestLiveThrough checks it against
+// defs and uses64 over every opcode.
 func liveThrough(o ir.RegSet, ins ir.Instruction) ir.RegSet {
-	dst := ir.RegSet(1) << (ins.Dst & 15)
-	switch ins.Class() {
-	case ir.ClassALU64:
-		op := ins.ALUOp()
-		if op == ir.ALUEnd {
-			break
-		}
-		u := ir.RegSet(0)
-		if ins.Source() == ir.SourceX && op != ir.ALUNeg {
-			u = ir.RegSet(1) << (ins.Src & 15)
-		}
-		if op != ir.ALUMov {
-			u |= dst
-		}
-		return o&^dst | u
-	case ir.ClassALU:
-		if ins.ALUOp() == ir.ALUEnd {
-			break
-		}
-		return o &^ dst
-	case ir.ClassLDX:
-		return o&^dst | ir.RegSet(1)<<(ins.Src&15)
-	case ir.ClassSTX:
-		if ins.Mode() != ir.ModeMEM {
-			break
-		}
-		if ins.Size() == ir.SizeDW {
-			return o | dst | ir.RegSet(1)<<(ins.Src&15)
-		}
-		return o | dst
+	f := liveTable[ins.Op]
+	if f&lfSlow != 0 {
+		return o&^defs(ins) | uses64(ins)
 	}
-	return o&^defs(ins) | uses64(ins)
+	return liveApply(o, ins, f)
 }
+
+// liveApply is liveThrough for an opcode whose table entry is not lfSlow.
+func liveApply(o ir.RegSet, ins ir.Instruction, f liveFlags) ir.RegSet {
+	dst := ir.RegSet(1) << (ins.Dst & 15)
+	src := ir.RegSet(1) << (ins.Src & 15)
+	mask := func(bit liveFlags) ir.RegSet { return 0 - ir.RegSet(bit&1) }
+	return o&^(dst&mask(f>>1)) | dst&mask(f>>2) | src&mask(f>>3)
+}
+
+type liveFlags uint8
+
+const (
+	lfSlow   liveFlags = 1 << iota // defs and uses64 decide
+	lfDefDst                       // writes dst
+	lfUseDst                       // reads dst as 64 bits
+	lfUseSrc                       // reads src as 64 bits
+)
+
+// liveTable gives the liveness effect of each opcode.
+var liveTable = func() (t [256]liveFlags) {
+	for op := range t {
+		ins := ir.Instruction{Op: uint8(op)}
+		f := lfSlow
+		switch ins.Class() {
+		case ir.ClassALU64:
+			if a := ins.ALUOp(); a != ir.ALUEnd {
+				f = lfDefDst
+				if ins.Source() == ir.SourceX && a != ir.ALUNeg {
+					f |= lfUseSrc
+				}
+				if a != ir.ALUMov {
+					f |= lfUseDst
+				}
+			}
+		case ir.ClassALU:
+			if ins.ALUOp() != ir.ALUEnd {
+				f = lfDefDst
+			}
+		case ir.ClassLDX:
+			f = lfDefDst | lfUseSrc
+		case ir.ClassSTX:
+			if ins.Mode() == ir.ModeMEM {
+				f = lfUseDst
+				if ins.Size() == ir.SizeDW {
+					f |= lfUseSrc
+				}
+			}
+		case ir.ClassLD:
+			if uint8(op) == ir.OpLdImm64 {
+				f = lfDefDst
+			}
+		}
+		t[op] = f
+	}
+	return t
+}()
