@@ -20,7 +20,13 @@ const diffPrograms = 10_000
 // a description of the first difference ("" when both agree).
 func diffOne(p *ir.Program) (string, error) {
 	memI := make([]byte, fuzzgen.MemSize)
-	res, ierr := interp.Run(p, interp.Options{}, memI)
+	ip, ierr := interp.Prepare(p, interp.Options{})
+	if ierr != nil {
+		return "", fmt.Errorf("interpreter: %v", ierr)
+	}
+	// A budget, so that a program that does not terminate (a generator
+	// bug) is reported instead of hanging the fuzzer.
+	res, ierr := ip.Run(interp.RunOptions{Mem: memI, Budget: 50_000_000})
 	if ierr != nil {
 		return "", fmt.Errorf("interpreter: %v", ierr)
 	}

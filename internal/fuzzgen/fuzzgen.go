@@ -280,8 +280,8 @@ func (g *gen) item(at, n int, busy []ir.Register) item {
 			// rejects unreachable instructions): a conditional jump
 			// over the goto leads to it.
 			c := g.jump(busy)
-			for c.Op == ir.OpJA {
-				c = g.jump(busy)
+			if c.Op == ir.OpJA { // (not a loop: exhausted input gives JA forever)
+				c = ir.Instruction{Op: uint8(ir.ClassJMP) | uint8(ir.JumpJEQ) | uint8(ir.SourceK), Dst: g.src()}
 			}
 			c.Off = 1
 			return item{insns: []ir.Instruction{c, j}, jump: target, jumpAt: 1}
