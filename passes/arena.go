@@ -455,10 +455,15 @@ func (a *analyzer) function(k int) (bool, error) {
 			}
 			summary = summary || c
 			if !ins.Class().IsJump() {
-				// Straight-line code: succs without the call.
+				// Straight-line code: succs without the call, and
+				// within a block straight on.
 				next := i + 1
 				if ins.IsLdImm64() {
 					next = i + 2
+				}
+				if next < f.End && !lead[next-f.Start] {
+					i = next
+					continue
 				}
 				buf = append(buf[:0], next)
 			} else if buf, err = succs(p, i, buf[:0]); err != nil {
