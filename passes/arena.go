@@ -1,6 +1,7 @@
 package passes
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -319,6 +320,12 @@ func ptrTypeOf(k kind) ir.PtrType {
 // function summaries (static functions' argument and return values) are
 // stable.
 func analyzeArena(p *ir.Program, xl bool) (*arenaInfo, error) {
+	return analyzeArenaWith(p, xl, nil)
+}
+
+// analyzeArenaWith is analyzeArena with another per-function driver than
+// analyzer.function when drive is not nil (tests: the former one).
+func analyzeArenaWith(p *ir.Program, xl bool, drive func(*analyzer, int) (bool, error)) (*arenaInfo, error) {
 	funcs, err := funcsOf(p)
 	if err != nil {
 		return nil, err
@@ -364,7 +371,7 @@ func analyzeArena(p *ir.Program, xl bool) (*arenaInfo, error) {
 			}
 		}
 	}
-	a := &analyzer{p: p, funcs: funcs, info: info, entry: entry, ret: ret, reached: reached, xl: xl}
+	a := &analyzer{p: p, funcs: funcs, info: info, entry: entry, ret: ret, reached: reached, xl: xl, drive: drive}
 	for changed := true; changed; {
 		changed = false
 		for k := range funcs {
@@ -389,15 +396,22 @@ type analyzer struct {
 	ret     []aval
 	reached []bool
 	xl      bool
+	drive   func(*analyzer, int) (bool, error)
 }
 
 // function analyses function k from its entry state; it reports whether a
 // summary of another function changed.
 func (a *analyzer) function(k int) (bool, error) {
+	if a.drive != nil {
+		return a.drive(a, k)
+	}
 	p, f := a.p, a.funcs[k]
-	// Block leaders, indexed from the function's start.
-	lead := make([]bool, f.Len()+1)
-	lead[0] = true
+	// Block leaders, indexed from the function's start: lead[r] > 0 for a
+	// leader, counting the jump edges (a conditional jump's fall-through
+	// included) into it, up to 2. fwd: no edge goes backwards.
+	lead := make([]uint8, f.Len()+1)
+	lead[0] = 2
+	fwd := true
 	var buf []int
 	var err error
 	for i := f.Start; i < f.End; i++ {
@@ -415,38 +429,48 @@ func (a *analyzer) function(k int) (bool, error) {
 				if s < f.Start || s >= f.End {
 					return false, &ir.Error{Index: i, Reason: "control flow leaves the function"}
 				}
-				lead[s-f.Start] = true
+				if s <= i {
+					fwd = false
+				}
+				if r := s - f.Start; lead[r] < 2 {
+					lead[r]++
+				}
 			}
-			if i+1 < f.End {
-				lead[i+1-f.Start] = true
+			if i+1 < f.End && lead[i+1-f.Start] == 0 {
+				lead[i+1-f.Start] = 1
 			}
 		}
 	}
-	// The state at each leader, by index into states (-1: not reached yet).
+	// The state at each leader, by index into states plus one (0: not
+	// reached yet). In a function without back edges a leader whose only
+	// predecessor is the conditional jump before it gets no state: the
+	// analysis goes straight on into it (the ordered worklist would take
+	// it next, once).
 	at := make([]int32, f.Len())
-	for i := range at {
-		at[i] = -1
-	}
 	nlead := 0
 	for _, l := range lead {
-		if l {
+		if l > 0 {
 			nlead++
 		}
 	}
 	states := make([]astate, 0, nlead)
 	states = append(states, a.entry[k])
-	at[0] = 0
-	queued := make([]bool, f.Len())
-	work := make([]int, 1, 64)
-	work[0] = f.Start
-	queued[0] = true
+	at[0] = 1
+	// The worklist: the queued leaders, taken lowest first (in program
+	// order, so in code without back edges every block is analysed once,
+	// after all its predecessors). cur: no leader below it is queued.
+	queued := make([]byte, f.Len())
+	queued[0] = 1
+	pending, cur := 1, 0
 	summary := false
 	var st astate
-	for len(work) > 0 {
-		b := work[len(work)-1]
-		work = work[:len(work)-1]
-		queued[b-f.Start] = false
-		st = states[at[b-f.Start]]
+	for pending > 0 {
+		r := cur + bytes.IndexByte(queued[cur:], 1)
+		queued[r] = 0
+		pending--
+		cur = r + 1
+		b := f.Start + r
+		st = states[at[r]-1]
 		for i := b; i < f.End; {
 			ins := p.Insns[i]
 			c, err := a.step(k, i, &st)
@@ -461,7 +485,7 @@ func (a *analyzer) function(k int) (bool, error) {
 				if ins.IsLdImm64() {
 					next = i + 2
 				}
-				if next < f.End && !lead[next-f.Start] {
+				if next < f.End && lead[next-f.Start] == 0 {
 					i = next
 					continue
 				}
@@ -475,19 +499,20 @@ func (a *analyzer) function(k int) (bool, error) {
 					return false, &ir.Error{Index: i, Reason: "control flow leaves the function"}
 				}
 				r := s - f.Start
-				if !lead[r] {
+				if lead[r] == 0 || (fwd && lead[r] == 1 && s == i+1 && ins.IsJumpWithOffset()) {
 					next = s
 					continue
 				}
-				if at[r] < 0 {
-					at[r] = int32(len(states))
+				if at[r] == 0 {
 					states = append(states, st)
-				} else if !states[at[r]].join(&st) {
+					at[r] = int32(len(states))
+				} else if !states[at[r]-1].join(&st) {
 					continue
 				}
-				if !queued[r] {
-					queued[r] = true
-					work = append(work, s)
+				if queued[r] == 0 {
+					queued[r] = 1
+					pending++
+					cur = min(cur, r)
 				}
 			}
 			if next < 0 || ins.IsExit() {
