@@ -10,62 +10,19 @@ import (
 
 	"github.com/bpfc/bpfc/arena"
 	"github.com/bpfc/bpfc/helpers"
+	"github.com/bpfc/bpfc/internal/gen"
 	"github.com/bpfc/bpfc/interp"
 	"github.com/bpfc/bpfc/ir"
 	"github.com/bpfc/bpfc/ir/asm"
 )
 
-// The programs of peers.md (bpfc's own versions of them).
+// The programs of peers.md come from internal/gen, the generators bpfc
+// bench runs too.
 const (
-	// loopAsm: 10M iterations of 12 instructions (ALU + a stack store and
-	// load): 120M instructions.
-	loopAsm = `
-mov %r0, 0
-mov %r1, 0
-loop:
-stxdw [%r10-8], %r1
-ldxdw %r2, [%r10-8]
-add %r0, %r2
-xor %r0, 0x55
-mov %r3, %r0
-rsh %r3, 3
-add %r0, %r3
-and %r0, 0xffffff
-sub %r0, 1
-mul %r0, 3
-add %r1, 1
-jlt %r1, 10000000, loop
-exit`
-	// memsumAsm sums the 64-bit words of the memory (r1, r2).
-	memsumAsm = `
-mov %r0, 0
-mov %r3, %r1
-add %r3, %r2
-loop:
-ldxdw %r4, [%r1]
-add %r0, %r4
-add %r1, 8
-jlt %r1, %r3, loop
-exit`
-	// callsAsm makes 10M bpf-to-bpf calls.
-	callsAsm = `
-mov %r6, 0
-mov %r7, 0
-loop:
-mov %r1, %r6
-call local f
-add %r7, %r0
-add %r6, 1
-jlt %r6, 10000000, loop
-mov %r0, %r7
-exit
-f:
-mov %r0, %r1
-add %r0, 1
-exit`
-	trivialAsm = `
-mov %r0, 1
-exit`
+	loopAsm    = gen.LoopAsm
+	memsumAsm  = gen.MemsumAsm
+	callsAsm   = gen.CallsAsm
+	trivialAsm = gen.EmptyAsm
 	// helperLoopAsm calls helper 1 r1 times.
 	helperLoopAsm = `
 mov %r6, %r1
