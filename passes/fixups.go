@@ -194,27 +194,40 @@ func (f *Fixups) run(p *ir.Program, ctx *pipeline.Context) error {
 	// become addresses.
 	var tc map[int]int32
 	var cs map[int]kstate
-	for i := 0; i < len(p.Insns); i++ {
-		if in := p.Insns[i]; in.IsHelperCall() && in.Imm >= 1 && in.Imm <= 3 && (i == 0 || !p.Insns[i-1].IsLdImm64()) {
-			var err error
-			if cs, err = callStates(p); err != nil {
-				return err
-			}
-			break
+	mapCall, tailCall := false, false
+	for i := 0; i < len(p.Insns) && !(mapCall && tailCall); i++ {
+		if in := p.Insns[i]; in.Class() == ir.ClassJMP && in.IsHelperCall() && (i == 0 || !p.Insns[i-1].IsLdImm64()) {
+			mapCall = mapCall || in.Imm >= 1 && in.Imm <= 3
+			tailCall = tailCall || in.Imm == ir.HelperTailCall
 		}
 	}
-	for i := 0; i < len(p.Insns); i++ {
-		if p.Insns[i].IsHelperCall() && p.Insns[i].Imm == ir.HelperTailCall && (i == 0 || !p.Insns[i-1].IsLdImm64()) {
-			var err error
-			if tc, err = f.tailCallForms(p); err != nil {
-				return err
-			}
-			break
+	if mapCall {
+		var err error
+		if cs, err = callStates(p); err != nil {
+			return err
+		}
+	}
+	if tailCall {
+		var err error
+		if tc, err = f.tailCallForms(p); err != nil {
+			return err
 		}
 	}
 	for i := 0; i < len(p.Insns); i++ {
 		ins := p.Insns[i]
-		a := p.Aux[i]
+		// The common forms no case below takes: ALU but div/mod, and
+		// memory accesses through neither the context nor a BTF object.
+		switch ins.Class() {
+		case ir.ClassALU, ir.ClassALU64:
+			if op := ins.ALUOp(); op != ir.ALUDiv && op != ir.ALUMod {
+				continue
+			}
+		case ir.ClassLDX, ir.ClassST, ir.ClassSTX:
+			if pt := p.Aux[i].PtrType; pt != ir.PtrCtx && pt != ir.PtrBTF {
+				continue
+			}
+		}
+		a := &p.Aux[i]
 		switch {
 		case ins.IsLdImm64():
 			if err := f.ldImm64(p, i, ctx); err != nil {
