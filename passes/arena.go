@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/bpfc/bpfc/ir"
 	"github.com/bpfc/bpfc/pipeline"
@@ -213,6 +214,40 @@ func (s *astate) join(o *astate) bool {
 type arenaInfo struct {
 	base []kind
 	dst  []kind
+	sc   *arenaScratch
+}
+
+// arenaScratch is the analysis' working memory, reused from program to
+// program (and function to function) through arenaPool: O(1) allocations
+// per program, and memory that is already mapped and in cache.
+type arenaScratch struct {
+	base, dst []kind
+	lead      []uint8
+	at        []int32
+	queued    []byte
+	states    []astate
+}
+
+var arenaPool = sync.Pool{New: func() any { return new(arenaScratch) }}
+
+// release gives the info's memory back to arenaPool; info is not used after.
+func (info *arenaInfo) release() {
+	if sc := info.sc; sc != nil {
+		sc.base, sc.dst = info.base, info.dst
+		info.sc, info.base, info.dst = nil, nil, nil
+		arenaPool.Put(sc)
+	}
+}
+
+// zeroed returns s with length n, all zero, reusing its array when it is
+// large enough.
+func zeroed[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }
 
 func (Arena) Run(p *ir.Program, ctx *pipeline.Context) error {
@@ -221,6 +256,7 @@ func (Arena) Run(p *ir.Program, ctx *pipeline.Context) error {
 	if err != nil {
 		return err
 	}
+	defer info.release()
 	uses := false
 	for i := 0; i < len(p.Insns); i++ {
 		ins := &p.Insns[i]
@@ -331,7 +367,8 @@ func analyzeArenaWith(p *ir.Program, xl bool, drive func(*analyzer, int) (bool, 
 		return nil, err
 	}
 	n := p.Len()
-	info := &arenaInfo{base: make([]kind, n), dst: make([]kind, n)}
+	sc := arenaPool.Get().(*arenaScratch)
+	info := &arenaInfo{base: zeroed(sc.base, n), dst: zeroed(sc.dst, n), sc: sc}
 	entry := make([]astate, len(funcs))
 	ret := make([]aval, len(funcs))
 	reached := make([]bool, len(funcs))
@@ -371,7 +408,7 @@ func analyzeArenaWith(p *ir.Program, xl bool, drive func(*analyzer, int) (bool, 
 			}
 		}
 	}
-	a := &analyzer{p: p, funcs: funcs, info: info, entry: entry, ret: ret, reached: reached, xl: xl, drive: drive}
+	a := &analyzer{p: p, funcs: funcs, info: info, entry: entry, ret: ret, reached: reached, xl: xl, drive: drive, sc: sc}
 	for changed := true; changed; {
 		changed = false
 		for k := range funcs {
@@ -380,6 +417,7 @@ func analyzeArenaWith(p *ir.Program, xl bool, drive func(*analyzer, int) (bool, 
 			}
 			c, err := a.function(k)
 			if err != nil {
+				info.release()
 				return nil, err
 			}
 			changed = changed || c
@@ -397,6 +435,7 @@ type analyzer struct {
 	reached []bool
 	xl      bool
 	drive   func(*analyzer, int) (bool, error)
+	sc      *arenaScratch
 }
 
 // function analyses function k from its entry state; it reports whether a
@@ -409,7 +448,8 @@ func (a *analyzer) function(k int) (bool, error) {
 	// Block leaders, indexed from the function's start: lead[r] > 0 for a
 	// leader, counting the jump edges (a conditional jump's fall-through
 	// included) into it, up to 2. fwd: no edge goes backwards.
-	lead := make([]uint8, f.Len()+1)
+	lead := zeroed(a.sc.lead, f.Len()+1)
+	a.sc.lead = lead
 	lead[0] = 2
 	fwd := true
 	var buf []int
@@ -446,20 +486,25 @@ func (a *analyzer) function(k int) (bool, error) {
 	// predecessor is the conditional jump before it gets no state: the
 	// analysis goes straight on into it (the ordered worklist would take
 	// it next, once).
-	at := make([]int32, f.Len())
+	at := zeroed(a.sc.at, f.Len())
+	a.sc.at = at
 	nlead := 0
 	for _, l := range lead {
 		if l > 0 {
 			nlead++
 		}
 	}
-	states := make([]astate, 0, nlead)
+	states := a.sc.states[:0]
+	if cap(states) < nlead {
+		states = make([]astate, 0, nlead)
+	}
 	states = append(states, a.entry[k])
 	at[0] = 1
 	// The worklist: the queued leaders, taken lowest first (in program
 	// order, so in code without back edges every block is analysed once,
 	// after all its predecessors). cur: no leader below it is queued.
-	queued := make([]byte, f.Len())
+	queued := zeroed(a.sc.queued, f.Len())
+	a.sc.queued = queued
 	queued[0] = 1
 	pending, cur := 1, 0
 	summary := false
@@ -521,6 +566,7 @@ func (a *analyzer) function(k int) (bool, error) {
 			i = next
 		}
 	}
+	a.sc.states = states[:0]
 	return summary, nil
 }
 
