@@ -43,7 +43,17 @@ func (ZextMark) Run(p *ir.Program, ctx *pipeline.Context) error {
 		return err
 	}
 	for i := range p.Insns {
-		r, ok := def32(p.Insns[i])
+		ins := p.Insns[i]
+		var r ir.Register
+		ok := false
+		switch def32Table[ins.Op] {
+		case d32Dst:
+			r, ok = ins.Dst, true
+		case d32R0:
+			r, ok = ir.R0, true
+		case d32Slow:
+			r, ok = def32(ins)
+		}
 		p.Aux[i].ZextDst = ok && live[i].Has(r)
 		if p.Insns[i].IsLdImm64() && i+1 < len(p.Aux) {
 			p.Aux[i+1].ZextDst = false
@@ -121,6 +131,38 @@ func zextReg(r ir.Register) ir.Instruction {
 func isCmpxchg(ins ir.Instruction) bool {
 	return ins.IsAtomic() && ins.Imm == ir.AtomicCmpXchg
 }
+
+// def32Table says, per opcode, what def32 returns when that depends on the
+// opcode alone: never a definition, the destination, R0, or d32Slow (ask
+// def32: byte swaps, casts, atomics). TestDef32Table checks it against
+// def32 over every opcode.
+var def32Table = func() (t [256]uint8) {
+	for op := range 256 {
+		ins := ir.Instruction{Op: uint8(op), Dst: ir.R1, Src: ir.R2}
+		switch c := ins.Class(); {
+		case c == ir.ClassALU && ins.ALUOp() == ir.ALUEnd,
+			c == ir.ClassALU64 && (ins.ALUOp() == ir.ALUEnd || ins.ALUOp() == ir.ALUMov && ins.Source() == ir.SourceX),
+			c == ir.ClassSTX && ins.Mode() != ir.ModeMEM:
+			t[op] = d32Slow
+		case c == ir.ClassALU:
+			t[op] = d32Dst
+		case c == ir.ClassLDX || c == ir.ClassLD:
+			if r, ok := def32(ins); ok && r == ir.R0 {
+				t[op] = d32R0
+			} else if ok {
+				t[op] = d32Dst
+			}
+		}
+	}
+	return t
+}()
+
+const (
+	d32None = iota
+	d32Dst
+	d32R0
+	d32Slow
+)
 
 // def32 returns the register an instruction defines as a 32-bit subregister
 // (the verifier sets subreg_def for it: is_reg64(DST_OP) is false), if any.
