@@ -54,6 +54,12 @@ func (RegUsage) Run(p *ir.Program, _ *pipeline.Context) error {
 		var used ir.RegSet
 		for i := f.Start; i < f.End; i++ {
 			ins := p.Insns[i]
+			if !ruSlow[ins.Op] {
+				// Neither a ld_imm64, a call, a cast nor a PROBE_*
+				// access: only its registers count.
+				used |= ruCallee[ins.Dst] | ruCallee[ins.Src]
+				continue
+			}
 			if ins.Dst >= ir.R6 && ins.Dst <= ir.R9 {
 				used = used.Add(ins.Dst)
 			}
@@ -89,6 +95,30 @@ func (RegUsage) Run(p *ir.Program, _ *pipeline.Context) error {
 	p.Funcs = funcs
 	return nil
 }
+
+// ruSlow marks the opcodes for which RegUsage.Run looks at more than the
+// registers: ld_imm64, calls (a tail call), the register mov (a cast) and
+// memory accesses in a mode other than MEM (the PROBE_* forms).
+// TestRegUsageTable checks the other opcodes are never any of those.
+var ruSlow = func() (t [256]bool) {
+	for op := range 256 {
+		ins := ir.Instruction{Op: uint8(op)}
+		c := ins.Class()
+		t[op] = ins.IsLdImm64() || op == int(ir.OpCall) || op == int(ir.OpTailCall) ||
+			op == int(uint8(ir.ClassALU64)|uint8(ir.ALUMov)|uint8(ir.SourceX)) ||
+			(c == ir.ClassLDX || c == ir.ClassST || c == ir.ClassSTX) && ins.Mode() != ir.ModeMEM
+	}
+	return t
+}()
+
+// ruCallee maps a register number to its set when it is one of R6..R9,
+// else to the empty set.
+var ruCallee = func() (t [256]ir.RegSet) {
+	for r := ir.R6; r <= ir.R9; r++ {
+		t[r] = ir.RegSet(0).Add(r)
+	}
+	return t
+}()
 
 // tailCallReach mirrors the verifier's depth-first walk of the call graph
 // from the main program (check_max_stack_depth_subprog).
