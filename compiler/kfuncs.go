@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/bpfc/bpfc/ir"
+	"github.com/bpfc/bpfc/ir/elf"
 )
 
 // Kfunc check. An object's kfunc calls are linked by name against the
@@ -41,23 +42,7 @@ func kfuncKnown(spec *btf.Spec, name string) bool {
 	if spec.TypeByName(name, &fn) == nil {
 		return true
 	}
-	entries, err := os.ReadDir("/sys/kernel/btf")
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		if e.Name() == "vmlinux" {
-			continue
-		}
-		m, err := btf.LoadKernelModuleSpec(e.Name())
-		if err != nil {
-			continue
-		}
-		if m.TypeByName(name, &fn) == nil {
-			return true
-		}
-	}
-	return false
+	return elf.InKernelModule(name)
 }
 
 // checkKfuncs returns an *ir.Error for the first call of a kfunc the

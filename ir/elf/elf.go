@@ -815,7 +815,7 @@ func (l *loader) kfuncID(name string) (int32, error) {
 	}
 	var fn *btf.Func
 	if err := l.opts.KernelBTF.TypeByName(name, &fn); err != nil {
-		if l.opts.ResolveKfuncs && inKernelModule(name) {
+		if l.opts.ResolveKfuncs && InKernelModule(name) {
 			// A module's kfunc: its id is in the module's BTF, which
 			// the call names by an fd the loader passes; left at 0.
 			return 0, nil
@@ -829,8 +829,9 @@ func (l *loader) kfuncID(name string) (int32, error) {
 	return int32(id), nil
 }
 
-// inKernelModule reports whether a loaded module's BTF has a function name.
-func inKernelModule(name string) bool {
+// InKernelModule reports whether the BTF of a loaded kernel module
+// (/sys/kernel/btf/*, vmlinux excluded) has a function called name.
+func InKernelModule(name string) bool {
 	entries, err := os.ReadDir("/sys/kernel/btf")
 	if err != nil {
 		return false
